@@ -1,0 +1,3 @@
+"""The hand-derived primitives. One file per family; each op is an ``XxxFn(Function)`` class with its
+forward formula and backward derivation in the docstring, next to a lowercase wrapper with PyTorch's
+signature that checks its arguments."""

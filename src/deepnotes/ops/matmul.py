@@ -1,0 +1,125 @@
+"""Matrix products: ``matmul`` (with NumPy/PyTorch broadcasting over batch axes) and ``linear``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Function
+from ._util import check_tensor
+
+
+class MatmulFn(Function):
+    """y = a @ b, batched over leading axes.
+
+    With a (..., M, K), b (..., K, P), g = dL/dy (..., M, P):
+        dL/da = g @ b^T      (..., M, K)
+        dL/db = a^T @ g      (..., K, P)
+    then summed over any batch axes that broadcasting created. A 1-D operand is treated as a row
+    (a) or column (b) vector, and the axis it would add is dropped again.
+    """
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a @ b
+
+    def backward(self, grad_y):
+        a, b = self.saved
+        a2 = a[None, :] if a.ndim == 1 else a          # (..., M, K)
+        b2 = b[:, None] if b.ndim == 1 else b          # (..., K, P)
+        g = grad_y
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)                    # restore M = 1
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)                    # restore P = 1
+        grad_a = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_a = g @ np.swapaxes(b2, -1, -2)         # (..., M, K)
+            if a.ndim == 1:
+                grad_a = grad_a.reshape(-1, a.shape[0]).sum(axis=0)
+        if self.needs_input_grad[1]:
+            grad_b = np.swapaxes(a2, -1, -2) @ g         # (..., K, P)
+            if b.ndim == 1:
+                grad_b = grad_b.reshape(-1, b.shape[0]).sum(axis=0)
+        return grad_a, grad_b
+
+
+class LinearFn(Function):
+    """y = x W^T + b  (the fully connected layer).
+
+    x (*, in), W (out, in), b (out,) -> y (*, out). Flattening the leading axes of x to rows X (R, in)
+    and of g to G (R, out):
+        dL/dX = G W          (R, in)
+        dL/dW = G^T X        (out, in)
+        dL/db = sum_rows G   (out,)
+    """
+
+    def forward(self, x, weight, bias=None):
+        self.save_for_backward(x, weight)
+        y = x @ weight.T
+        if bias is not None:
+            y += bias
+        return y
+
+    def backward(self, grad_y):
+        x, weight = self.saved
+        grad_rows = grad_y.reshape(-1, grad_y.shape[-1])                     # (R, out)
+        grad_x = grad_y @ weight if self.needs_input_grad[0] else None      # (*, in)
+        grad_weight = grad_bias = None
+        if self.needs_input_grad[1]:
+            grad_weight = grad_rows.T @ x.reshape(-1, x.shape[-1])           # (out, in)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            grad_bias = grad_rows.sum(axis=0)                                # (out,)
+        return grad_x, grad_weight, grad_bias
+
+
+def matmul(input: Any, other: Any):
+    """Matrix product with PyTorch's rules for 1-D operands and batch broadcasting."""
+    check_tensor(input, "input", "matmul")
+    check_tensor(other, "other", "matmul")
+    if input.ndim == 0 or other.ndim == 0:
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {input.ndim}D and "
+            f"{other.ndim}D"
+        )
+    k_a = input.shape[-1]
+    k_b = other.shape[0] if other.ndim == 1 else other.shape[-2]
+    if k_a != k_b:
+        a_rows = input.shape[-2] if input.ndim > 1 else 1
+        b_cols = other.shape[-1] if other.ndim > 1 else 1
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({a_rows}x{k_a} and {k_b}x{b_cols})"
+        )
+    try:
+        np.broadcast_shapes(input.shape[:-2], other.shape[:-2])
+    except ValueError:
+        raise RuntimeError(
+            f"matmul(): batch dimensions {tuple(input.shape[:-2])} and {tuple(other.shape[:-2])} "
+            "are not broadcastable"
+        ) from None
+    return MatmulFn()(input, other)
+
+
+def linear(input: Any, weight: Any, bias: Any = None):
+    """y = input @ weight.T + bias. input (*, in_features), weight (out_features, in_features)."""
+    check_tensor(input, "input", "linear")
+    check_tensor(weight, "weight", "linear")
+    if weight.ndim != 2:
+        raise RuntimeError(f"linear(): weight must be 2-D (out_features, in_features), got shape "
+                           f"{tuple(weight.shape)}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        rows = int(np.prod(input.shape[:-1])) if input.ndim else 1
+        cols = input.shape[-1] if input.ndim else 1
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
+            f"{weight.shape[1]}x{weight.shape[0]}): linear expected input with last dimension "
+            f"in_features={weight.shape[1]}, got input of shape {tuple(input.shape)}"
+        )
+    if bias is not None:
+        check_tensor(bias, "bias", "linear")
+        if tuple(bias.shape) != (weight.shape[0],):
+            raise RuntimeError(f"linear(): bias must have shape ({weight.shape[0]},), got "
+                               f"{tuple(bias.shape)}")
+        return LinearFn()(input, weight, bias)
+    return LinearFn()(input, weight)
