@@ -78,7 +78,9 @@ def check_against_torch(
     assert len(ours_out) == len(theirs_out), "different number of outputs"
     for k, (o, t) in enumerate(zip(ours_out, theirs_out)):
         t_np = t.detach().numpy()
-        assert tuple(o.shape) == tuple(t_np.shape), f"output {k}: shape {o.shape} vs torch {t_np.shape}"
+        assert tuple(o.shape) == tuple(t_np.shape), (
+            f"output {k}: shape {o.shape} vs torch {t_np.shape}"
+        )
         np.testing.assert_allclose(o.data, t_np, atol=atol, rtol=rtol,
                                    err_msg=f"forward output {k} differs from torch")
 
@@ -109,7 +111,9 @@ def check_against_torch(
                                      **kwargs))
         for k, (o, t) in enumerate(zip(ours32, theirs32)):
             t_np = t.detach().numpy()
-            assert o.dtype == t_np.dtype, f"float32 output {k}: dtype {o.dtype} vs torch {t_np.dtype}"
+            assert o.dtype == t_np.dtype, (
+                f"float32 output {k}: dtype {o.dtype} vs torch {t_np.dtype}"
+            )
             np.testing.assert_allclose(o.data, t_np, atol=float32_atol, rtol=1e-4,
                                        err_msg=f"float32 forward output {k} differs from torch")
     return ours_out[0] if len(ours_out) == 1 else ours_out

@@ -46,6 +46,7 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .io import load, save
 from .ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from .ops.elementwise import (
     abs,

@@ -38,9 +38,13 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: An
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """Like ``tensor`` but without a copy when ``data`` already is a Tensor or an ndarray of the
+    requested dtype (the result then shares memory with ``data``, as ``torch.as_tensor``)."""
     if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
         return data
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return Tensor._wrap(data)
     return Tensor(data, dtype=dtype)
 
 
@@ -51,98 +55,161 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._wrap(array)
 
 
-def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def zeros(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _make(np.zeros(_size(size), dtype=_dtype(dtype)), requires_grad)
 
 
-def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _make(np.ones(_size(size), dtype=_dtype(dtype)), requires_grad)
 
 
-def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def empty(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _make(np.empty(_size(size), dtype=_dtype(dtype)), requires_grad)
 
 
-def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def full(
+    size: Any, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value``; the dtype follows the value's type as in
+    PyTorch (bool -> bool, int -> int64, float -> the default float dtype)."""
     if dtype is None:
-        dtype = np.int64 if isinstance(fill_value, int) and not isinstance(fill_value, bool) \
-            else (np.bool_ if isinstance(fill_value, bool) else None)
+        if isinstance(fill_value, bool | np.bool_):
+            dtype = np.bool_
+        elif isinstance(fill_value, int | np.integer):
+            dtype = np.int64
     return _make(np.full(_size((size,)), fill_value, dtype=_dtype(dtype)), requires_grad)
 
 
-def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def eye(
+    n: int, m: int | None = None, dtype: Any = None, device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """The n x m identity matrix (m = n by default)."""
+    for name, value in (("n", n), ("m", n if m is None else m)):
+        if not isinstance(value, int | np.integer) or value < 0:
+            raise RuntimeError(f"eye(): {name} must be a non-negative int, got {value!r}")
     return _make(np.eye(n, m, dtype=_dtype(dtype)), requires_grad)
 
 
-def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None,
-           requires_grad: bool = False) -> Tensor:
+def arange(
+    start: float, end: float | None = None, step: float = 1, dtype: Any = None,
+    device: Any = None, requires_grad: bool = False,
+) -> Tensor:
     """Like torch.arange: int64 when every bound is an int, else the default float dtype."""
     if end is None:
         start, end = 0, start
     if step == 0:
         raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
     if dtype is None:
-        all_int = all(isinstance(v, int) for v in (start, end, step))
+        all_int = all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (start, end, step)
+        )
         dtype = np.int64 if all_int else backend.get_default_dtype()
     return _make(np.arange(start, end, step, dtype=np.dtype(dtype)), requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = None,
-             requires_grad: bool = False) -> Tensor:
+def linspace(
+    start: float, end: float, steps: int, dtype: Any = None, device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    if not isinstance(steps, int | np.integer) or steps < 0:
+        raise RuntimeError(f"linspace(): number of steps must be a non-negative int, got {steps!r}")
     return _make(np.linspace(start, end, steps, dtype=_dtype(dtype)), requires_grad)
 
 
-def randn(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Any = None) -> Tensor:
+def randn(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+    generator: Any = None,
+) -> Tensor:
     """Standard normal samples from the global seeded generator."""
     rng = generator or default_generator()
     return _make(rng.standard_normal(_size(size)).astype(_dtype(dtype)), requires_grad)
 
 
-def rand(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Any = None) -> Tensor:
+def rand(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+    generator: Any = None,
+) -> Tensor:
     """Uniform samples on [0, 1) from the global seeded generator."""
     rng = generator or default_generator()
     return _make(rng.random(_size(size)).astype(_dtype(dtype)), requires_grad)
 
 
-def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = None,
-            generator: Any = None) -> Tensor:
+def randint(
+    low: int, high: Any = None, size: Any = None, dtype: Any = None, device: Any = None,
+    generator: Any = None,
+) -> Tensor:
+    """Integers drawn uniformly from [low, high): ``randint(high, size)`` or
+    ``randint(low, high, size)``, as torch.randint."""
+    if size is None:
+        if not isinstance(high, tuple | list):
+            raise TypeError("randint(): missing the 'size' argument (a tuple of ints)")
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
+    if low >= high:
+        raise RuntimeError(
+            f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}"
+        )
     rng = generator or default_generator()
     return Tensor._wrap(rng.integers(low, high, size=_size((size,))).astype(dtype or np.int64))
 
 
-def randperm(n: int, generator: Any = None) -> Tensor:
+def randperm(n: int, dtype: Any = None, device: Any = None, generator: Any = None) -> Tensor:
+    """A random permutation of 0..n-1 (int64)."""
     rng = generator or default_generator()
-    return Tensor._wrap(rng.permutation(n).astype(np.int64))
+    return Tensor._wrap(rng.permutation(n).astype(dtype or np.int64))
 
 
 def _like(fn: Any, input: Tensor, dtype: Any, requires_grad: bool, **kw: Any) -> Tensor:
-    return fn(*input.shape, dtype=input.dtype if dtype is None else dtype,
-              requires_grad=requires_grad, **kw)
+    return fn(
+        *input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad,
+        **kw,
+    )
 
 
-def zeros_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def zeros_like(
+    input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _like(zeros, input, dtype, requires_grad)
 
 
-def ones_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones_like(
+    input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _like(ones, input, dtype, requires_grad)
 
 
-def empty_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def empty_like(
+    input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _like(empty, input, dtype, requires_grad)
 
 
-def full_like(input: Tensor, fill_value: Any, dtype: Any = None,
-              requires_grad: bool = False) -> Tensor:
+def full_like(
+    input: Tensor, fill_value: Any, dtype: Any = None, device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     return full(input.shape, fill_value, dtype=input.dtype if dtype is None else dtype,
                 requires_grad=requires_grad)
 
 
-def randn_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def randn_like(
+    input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _like(randn, input, dtype, requires_grad)
 
 
-def rand_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def rand_like(
+    input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _like(rand, input, dtype, requires_grad)

@@ -1,7 +1,9 @@
 """One seeded random generator for the whole library.
 
-Every random op (dropout, randn, initialisers, DataLoader shuffling) draws from the generator returned
-by :func:`default_generator`, so ``deepnotes.manual_seed(s)`` makes a run reproducible.
+Every random op (dropout, randn, initialisers, DataLoader shuffling) draws from the generator
+returned by :func:`default_generator`, so ``deepnotes.manual_seed(s)`` makes a run reproducible.
+The generator object never changes: seeding resets its state in place, so a reference taken before
+``manual_seed`` stays valid.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ _seed = 0
 
 def manual_seed(seed: int) -> np.random.Generator:
     """Seed the global generator (as ``torch.manual_seed``) and return it."""
-    global _generator, _seed
+    global _seed
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise TypeError(f"manual_seed expects an int, got {type(seed).__name__}")
     _seed = int(seed)
-    _generator = np.random.default_rng(_seed)
+    # Reset the state in place; negative seeds wrap around, as in torch.
+    _generator.bit_generator.state = np.random.PCG64(_seed % 2**64).state
     return _generator
 
 

@@ -1,4 +1,4 @@
-"""The Tensor: an ndarray plus what autograd needs (``requires_grad``, ``grad``, the producing node).
+"""The Tensor: an ndarray plus what autograd needs (``requires_grad``, ``grad``, the producer).
 
 Operators and methods call the ops in ``deepnotes.ops``; the ops do the math on raw arrays and
 record themselves in the graph (see ``autograd.function``). ``tensor.data`` is the raw ndarray.
@@ -14,38 +14,85 @@ import numpy as np
 
 from . import backend
 from .autograd import engine
+from .autograd import function as _function
 from .autograd.grad_mode import is_grad_enabled
+
+
+def _first_leaf(data: Any) -> Any:
+    """The first scalar of a nested list (``[[a, b], [c]] -> a``), or ``data`` itself."""
+    while isinstance(data, list | tuple) and data:
+        data = data[0]
+    return data
+
+
+def _strip_tensors(data: Any) -> Any:
+    """Replace the Tensors inside nested lists by their arrays (``tensor([t1, t2])``)."""
+    if isinstance(data, Tensor):
+        return data.data
+    if isinstance(data, list | tuple):
+        return [_strip_tensors(item) for item in data]
+    return data
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Convert user data to an ndarray with PyTorch's dtype rules.
 
     Python floats (and lists of them) become the default dtype (float32); Python ints become int64;
-    NumPy arrays keep their dtype (float64 stays float64, as ``torch.from_numpy``).
+    NumPy arrays, NumPy scalars and Tensors keep their dtype (float64 stays float64, as
+    ``torch.tensor(np.float64(1.0))``), also inside lists.
     """
     if isinstance(data, Tensor):
         data = data.data
+    keep_dtype = isinstance(data, np.ndarray | np.generic)
+    if not keep_dtype and isinstance(data, list | tuple):
+        leaf = _first_leaf(data)
+        if isinstance(leaf, Tensor | np.ndarray | np.generic):
+            keep_dtype = True
+            data = _strip_tensors(data)
     if dtype is not None:
         return np.array(data, dtype=np.dtype(dtype))
-    if isinstance(data, np.ndarray | np.generic):
-        return np.array(data)
     arr = np.array(data)
+    if keep_dtype:
+        return arr
     if arr.dtype == np.float64:
         arr = arr.astype(backend.get_default_dtype())
     elif arr.dtype.kind in "iu":
         arr = arr.astype(np.int64)
     elif arr.dtype.kind not in "fb":
-        raise TypeError(f"tensor(): could not convert data of type {type(data).__name__} "
-                        f"(numpy dtype {arr.dtype}) to a tensor")
+        raise TypeError(
+            f"tensor(): could not convert data of type {type(data).__name__} "
+            f"(numpy dtype {arr.dtype}) to a tensor"
+        )
     return arr
 
 
 def _unwrap_index(index: Any) -> Any:
+    """Tensors inside an index become their arrays (a tuple's items and a list's items too)."""
     if isinstance(index, Tensor):
         return index.data
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(_unwrap_index(i) if isinstance(i, Tensor | list) else i for i in index)
+    if isinstance(index, list) and any(isinstance(i, Tensor) for i in index):
+        return [i.data if isinstance(i, Tensor) else i for i in index]
     return index
+
+
+def _can_cast(source: np.dtype, target: np.dtype) -> bool:
+    """PyTorch's rule for in-place results: no floating -> integer and no number -> bool casts."""
+    if source.kind == "f" and target.kind in "iub":
+        return False
+    return not (source.kind != "b" and target.kind == "b")
+
+
+class _HookHandle:
+    """Returned by ``register_hook``; ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list, hook: Callable) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
 
 
 class Tensor:
@@ -119,11 +166,29 @@ class Tensor:
     def grad_fn(self) -> Any:
         return self._fn
 
-    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+    def backward(
+        self,
+        gradient: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Any = None,
+    ) -> None:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
-        ``gradient`` is dL/d(self); it may be omitted only for a single-element tensor (then 1).
+        Args:
+            gradient: dL/d(self), of self's shape; may be omitted only for a single-element
+                tensor (then 1).
+            retain_graph: keep the graph's saved arrays so that backward can run through it again
+                (default: free them, as PyTorch).
+            create_graph: must be False; gradients of gradients are out of scope.
+            inputs: not supported (gradients go to every leaf that requires grad).
         """
+        if create_graph:
+            raise NotImplementedError(
+                "backward(create_graph=True): double backward is not supported"
+            )
+        if inputs is not None:
+            raise NotImplementedError("backward(inputs=...) is not supported")
         if not self._requires_grad:
             raise RuntimeError(
                 "element 0 of tensors does not require grad and does not have a grad_fn"
@@ -139,18 +204,21 @@ class Tensor:
                     f"Mismatch in shape: grad_output[0] has a shape of {tuple(grad.shape)} and "
                     f"output[0] has a shape of {tuple(self.data.shape)}."
                 )
-            grad = grad.astype(self.data.dtype, copy=False)
-        engine.backward(self, grad, retain_graph=retain_graph)
+            grad = np.array(grad, dtype=self.data.dtype)  # a copy: .grad must not alias `gradient`
+        engine.backward(self, grad, retain_graph=builtins.bool(retain_graph))
 
     def retain_grad(self) -> None:
-        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
+        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward (leaves: no-op)."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self._fn is None:
             return
         self._retains_grad = True
         engine.retain(self)
 
-    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> None:
-        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> _HookHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces
+        the gradient. Returns a handle whose ``remove()`` unregisters the hook."""
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self._hooks is None:
@@ -158,6 +226,7 @@ class Tensor:
         self._hooks.append(hook)
         if self._fn is not None:
             engine.retain(self)
+        return _HookHandle(self._hooks, hook)
 
     def detach(self) -> Tensor:
         """A tensor sharing the same data, cut off from the graph."""
@@ -203,12 +272,40 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
+    def __iter__(self) -> Any:
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        if self._fn is not None:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                "protocol at the moment."
+            )
+        if id(self) in memo:
+            return memo[id(self)]
+        result = type(self)._wrap(self.data.copy())
+        result._requires_grad = self._requires_grad
+        if self.grad is not None:
+            result.grad = Tensor._wrap(self.grad.data.copy())
+        memo[id(self)] = result
+        return result
+
     def numpy(self) -> np.ndarray:
+        """The underlying ndarray (shared memory, as ``torch.Tensor.numpy``)."""
         if self._requires_grad:
             raise RuntimeError(
-                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                "instead."
             )
         return self.data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = self.numpy()
+        if dtype is not None and np.dtype(dtype) != array.dtype:
+            return array.astype(dtype)
+        return array.copy() if copy else array
 
     def tolist(self) -> Any:
         return self.data.tolist()
@@ -229,7 +326,8 @@ class Tensor:
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise RuntimeError(
-                f"Boolean value of Tensor with more than one value is ambiguous (got {self.data.size})"
+                "Boolean value of Tensor with more than one value is ambiguous "
+                f"(got {self.data.size})"
             )
         return builtins.bool(self.data.reshape(()).item())
 
@@ -252,13 +350,30 @@ class Tensor:
     __hash__ = object.__hash__
 
     # -- dtype conversion -------------------------------------------------------------------------
-    def to(self, dtype: Any = None, *args: Any, **kwargs: Any) -> Tensor:
-        """Convert to ``dtype`` (device arguments such as "cpu" are accepted and ignored)."""
-        dtype = kwargs.pop("dtype", dtype)
-        if isinstance(dtype, str) and dtype.startswith("cpu"):
-            dtype = args[0] if args else None
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Convert to a dtype: ``to(dtype)``, ``to(other_tensor)``, ``to("cpu", dtype)``.
+
+        Device arguments ("cpu") are accepted and ignored; deepnotes runs on the CPU. A float ->
+        float conversion of a tensor that requires grad is differentiable (the gradient is
+        converted back). Returns ``self`` when nothing changes (unless ``copy=True``).
+        """
+        dtype = kwargs.pop("dtype", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, str) or type(arg).__name__ == "device":
+                name = str(arg)
+                if not name.startswith("cpu"):
+                    raise RuntimeError(f"deepnotes runs on the CPU only, got device {name!r}")
+            elif arg is not None:
+                dtype = arg
         if dtype is None or np.dtype(dtype) == self.data.dtype:
-            return self
+            return self.clone() if copy else self
         dtype = np.dtype(dtype)
         if self._requires_grad and dtype.kind == "f":
             from .ops.elementwise import CastFn
@@ -298,36 +413,36 @@ class Tensor:
 
         return CloneFn()(self)
 
-    # -- arithmetic -------------------------------------------------------------------------------
+    # -- arithmetic (operands are promoted to PyTorch's result dtype, see ops.elementwise) ---------
     def __add__(self, other: Any) -> Tensor:
-        return _ew.AddFn()(self, _operand(other))
+        return _ew.AddFn()(*_ew.promote(self, other))
 
     def __radd__(self, other: Any) -> Tensor:
-        return _ew.AddFn()(_operand(other), self)
+        return _ew.AddFn()(*_ew.promote(other, self))
 
     def __sub__(self, other: Any) -> Tensor:
-        return _ew.SubFn()(self, _operand(other))
+        return _ew.SubFn()(*_ew.promote_sub(self, other))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _ew.SubFn()(_operand(other), self)
+        return _ew.SubFn()(*_ew.promote_sub(other, self))
 
     def __mul__(self, other: Any) -> Tensor:
-        return _ew.MulFn()(self, _operand(other))
+        return _ew.MulFn()(*_ew.promote(self, other))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _ew.MulFn()(_operand(other), self)
+        return _ew.MulFn()(*_ew.promote(other, self))
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _ew.DivFn()(self, _operand(other))
+        return _ew.DivFn()(*_ew.promote_div(self, other))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _ew.DivFn()(_operand(other), self)
+        return _ew.DivFn()(*_ew.promote_div(other, self))
 
     def __pow__(self, exponent: Any) -> Tensor:
-        return _ew.PowFn()(self, _operand(exponent))
+        return _ew.PowFn()(*_ew.promote(self, exponent))
 
     def __rpow__(self, base: Any) -> Tensor:
-        return _ew.PowFn()(_operand(base), self)
+        return _ew.PowFn()(*_ew.promote(base, self))
 
     def __matmul__(self, other: Any) -> Tensor:
         return _mm.matmul(self, _as_tensor(other))
@@ -336,7 +451,7 @@ class Tensor:
         return _mm.matmul(_as_tensor(other), self)
 
     def __neg__(self) -> Tensor:
-        return _ew.NegFn()(self)
+        return _ew.neg(self)
 
     def __pos__(self) -> Tensor:
         return self
@@ -419,10 +534,10 @@ class Tensor:
 
     # -- named methods (same names as torch.Tensor) ------------------------------------------------
     def add(self, other: Any, *, alpha: float = 1) -> Tensor:
-        return _ew.add(self, _operand(other), alpha=alpha)
+        return _ew.add(self, other, alpha=alpha)
 
     def sub(self, other: Any, *, alpha: float = 1) -> Tensor:
-        return _ew.sub(self, _operand(other), alpha=alpha)
+        return _ew.sub(self, other, alpha=alpha)
 
     def mul(self, other: Any) -> Tensor:
         return self * other
@@ -463,13 +578,13 @@ class Tensor:
         return _ew.minimum(self, other)
 
     def relu(self) -> Tensor:
-        return _act.relu(self)
+        return _act.ReluFn()(self)
 
     def sigmoid(self) -> Tensor:
-        return _act.sigmoid(self)
+        return _act.SigmoidFn()(self)
 
     def tanh(self) -> Tensor:
-        return _act.tanh(self)
+        return _act.TanhFn()(self)
 
     def softmax(self, dim: int) -> Tensor:
         return _act.softmax(self, dim)
@@ -477,11 +592,11 @@ class Tensor:
     def log_softmax(self, dim: int) -> Tensor:
         return _act.log_softmax(self, dim)
 
-    def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return _red.sum(self, dim, keepdim)
+    def sum(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+        return _red.sum(self, dim, keepdim, dtype=dtype)
 
-    def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return _red.mean(self, dim, keepdim)
+    def mean(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+        return _red.mean(self, dim, keepdim, dtype=dtype)
 
     def max(self, dim: Any = None, keepdim: bool = False) -> Any:
         return _red.max(self, dim, keepdim)
@@ -531,7 +646,9 @@ class Tensor:
 
     def t(self) -> Tensor:
         if self.ndim > 2:
-            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+            raise RuntimeError(
+                f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D"
+            )
         return self if self.ndim < 2 else _shape.transpose(self, 0, 1)
 
     @property
@@ -555,57 +672,198 @@ class Tensor:
         return _shape.expand(self, *other.shape)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _shape.GetitemFn(_unwrap_index(index))(self)
+        return _shape.getitem(self, _unwrap_index(index))
 
-    # -- in-place updates (no gradient; they bump the version counter) ------------------------------
+    # -- in-place updates --------------------------------------------------------------------------
+    # Two regimes. When autograd is involved (this tensor requires grad, or another operand
+    # requires grad while grad mode is on), the update is computed out of place by the
+    # differentiable op and the tensor is rebound to the result: the gradient flows through the
+    # update, and arrays that earlier ops saved for backward are never overwritten. Otherwise the
+    # ndarray is updated in place, so views and ``.numpy()`` see the change, as in PyTorch.
+    # Either way ``_version`` increases.
+
     def _check_inplace(self) -> None:
         if self._requires_grad and self._fn is None and is_grad_enabled():
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation."
             )
 
-    def __setitem__(self, index: Any, value: Any) -> None:
+    def _tracked(self, *others: Any) -> builtins.bool:
+        """Whether an in-place update of self with ``others`` must go through autograd."""
+        if self._requires_grad:
+            return True
+        return is_grad_enabled() and builtins.any(
+            isinstance(o, Tensor) and o._requires_grad for o in others
+        )
+
+    def _check_writeable(self) -> None:
+        if not self.data.flags.writeable:
+            raise RuntimeError(
+                "unsupported operation: more than one element of the written-to tensor refers to a "
+                "single memory location. Please clone() the tensor before performing the operation."
+            )
+
+    def _snapshot(self) -> Tensor:
+        """A new Tensor object standing for self's current value and graph position."""
+        old = Tensor._wrap(self.data)
+        old._fn, old._index, old._requires_grad = self._fn, self._index, self._requires_grad
+        return old
+
+    def _inplace_via(self, fn: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
+        """self = fn(self, *args), computed out of place (recorded in the graph when grad mode is
+        on) with a snapshot of self as the input, so that the graph has no cycle."""
         self._check_inplace()
-        self.data[_unwrap_index(index)] = _raw(value)
+        old = self._snapshot()
+        args = tuple(old if arg is self else arg for arg in args)  # x.mul_(x)
+        return self._rebind(fn(old, *args, **kwargs))
+
+    def _rebind(self, result: Tensor) -> Tensor:
+        """Make self hold ``result`` (computed out of place) and, in grad mode, its graph node."""
+        self._check_inplace()
+        dtype = self.data.dtype
+        if result.data.dtype != dtype:
+            if not _can_cast(result.data.dtype, dtype):
+                raise RuntimeError(
+                    f"result type {result.data.dtype} can't be cast to the desired output type "
+                    f"{dtype}"
+                )
+            result = result.to(dtype)
+        if result.data.shape != self.data.shape:
+            raise RuntimeError(
+                f"output with shape {list(self.data.shape)} doesn't match the broadcast shape "
+                f"{list(result.data.shape)}"
+            )
+        self.data = result.data
+        if result._fn is not None:
+            self._fn, self._index, self._requires_grad = result._fn, result._index, True
+            if self._retains_grad or self._hooks:
+                engine.retain(self)
+        elif is_grad_enabled() and self._fn is not None:  # overwritten by a constant
+            self._fn, self._requires_grad = None, False
+        self._version += 1
+        return self
+
+    def _ufunc_(self, ufunc: np.ufunc, other: Any) -> Tensor:
+        """self = ufunc(self, other) in place, with PyTorch's casting rule (no float -> int)."""
+        self._check_writeable()
+        other = _raw(other)
+        try:
+            ufunc(self.data, other, out=self.data, casting="same_kind")
+        except TypeError:
+            raise RuntimeError(
+                f"result type {np.result_type(self.data, other)} can't be cast to the desired "
+                f"output type {self.data.dtype}"
+            ) from None
+        except ValueError:
+            raise RuntimeError(
+                f"output with shape {list(self.data.shape)} doesn't match the broadcast shape "
+                f"{list(np.broadcast_shapes(self.data.shape, np.shape(other)))}"
+            ) from None
+        self._version += 1
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        index = _unwrap_index(index)
+        if self._tracked(value):
+            self._inplace_via(_shape.setitem, index, value)
+            return
+        self._check_writeable()
+        try:
+            self.data[index] = _raw(value)
+        except IndexError as error:
+            raise IndexError(_shape.torch_index_message(error)) from None
+        except ValueError as error:
+            raise RuntimeError(f"setitem: {error}") from None
         self._version += 1
 
-    def _inplace(self, values: np.ndarray) -> Tensor:
-        self._check_inplace()
-        self.data[...] = values
+    def copy_(self, src: Any) -> Tensor:
+        """Copy ``src`` (broadcast to self's shape, cast to self's dtype) into self."""
+        if self._tracked(src):
+            if isinstance(src, Tensor) and src._requires_grad and is_grad_enabled():
+                source = src if src.dtype == self.data.dtype else src.to(self.data.dtype)
+                return self._inplace_via(
+                    lambda old: _ew.CloneFn()(_shape.expand(source, *old.data.shape))
+                )
+            try:
+                values = np.broadcast_to(np.asarray(_raw(src)), self.data.shape)
+            except ValueError:
+                raise RuntimeError(
+                    f"copy_(): the source of shape {list(np.shape(_raw(src)))} cannot be broadcast "
+                    f"to the tensor's shape {list(self.data.shape)}"
+                ) from None
+            return self._rebind(Tensor._wrap(values.astype(self.data.dtype)))
+        self._check_writeable()
+        try:
+            np.copyto(self.data, _raw(src), casting="unsafe")
+        except ValueError:
+            raise RuntimeError(
+                f"copy_(): the source of shape {list(np.shape(_raw(src)))} cannot be broadcast to "
+                f"the tensor's shape {list(self.data.shape)}"
+            ) from None
         self._version += 1
         return self
 
     def zero_(self) -> Tensor:
-        return self._inplace(0)
+        return self.copy_(0)
 
-    def fill_(self, value: float) -> Tensor:
-        return self._inplace(value)
-
-    def copy_(self, src: Any) -> Tensor:
-        return self._inplace(_raw(src))
+    def fill_(self, value: Any) -> Tensor:
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(
+                "fill_ only supports 0-dimension value tensor but got tensor with "
+                f"{value.ndim} dimensions."
+            )
+        return self.copy_(value)
 
     def add_(self, other: Any, *, alpha: float = 1) -> Tensor:
-        return self._inplace(self.data + alpha * _raw(other))
+        if self._tracked(other):
+            return self._inplace_via(_ew.add, other, alpha=alpha)
+        return self._ufunc_(np.add, other if alpha == 1 else _raw(other) * alpha)
 
     def sub_(self, other: Any, *, alpha: float = 1) -> Tensor:
-        return self._inplace(self.data - alpha * _raw(other))
+        if self._tracked(other):
+            return self._inplace_via(_ew.sub, other, alpha=alpha)
+        return self._ufunc_(np.subtract, other if alpha == 1 else _raw(other) * alpha)
 
     def mul_(self, other: Any) -> Tensor:
-        return self._inplace(self.data * _raw(other))
+        if self._tracked(other):
+            return self._inplace_via(_ew.mul, other)
+        return self._ufunc_(np.multiply, other)
 
     def div_(self, other: Any) -> Tensor:
-        return self._inplace(self.data / _raw(other))
+        if self._tracked(other):
+            return self._inplace_via(_ew.div, other)
+        return self._ufunc_(np.true_divide, other)
 
-    def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-        return self._inplace(np.clip(self.data, min, max))
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        if self._tracked(min, max):
+            return self._inplace_via(_ew.clamp, min, max)
+        if min is None and max is None:
+            raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        if min is not None:
+            self._ufunc_(np.maximum, min)
+        if max is not None:
+            self._ufunc_(np.minimum, max)
+        return self
+
+    clip_ = clamp_
+
+    def _random_(self, values: np.ndarray) -> Tensor:
+        if self._requires_grad:
+            return self._rebind(Tensor._wrap(values.astype(self.data.dtype)))
+        self._check_writeable()
+        self.data[...] = values
+        self._version += 1
+        return self
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
+        """Fill with samples of U[a, b) from the global seeded generator (or ``generator``)."""
         rng = generator or _random.default_generator()
-        return self._inplace(rng.uniform(a, b, size=self.data.shape))
+        return self._random_(rng.uniform(a, b, size=self.data.shape))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
+        """Fill with samples of N(mean, std^2) from the global seeded generator."""
         rng = generator or _random.default_generator()
-        return self._inplace(rng.normal(mean, std, size=self.data.shape))
+        return self._random_(rng.normal(mean, std, size=self.data.shape))
 
     def __iadd__(self, other: Any) -> Tensor:
         return self.add_(other)
@@ -624,20 +882,13 @@ def _raw(value: Any) -> Any:
     return value.data if isinstance(value, Tensor) else value
 
 
-def _operand(value: Any) -> Any:
-    """Tensors pass through; Python scalars stay scalars (so float32 stays float32, as in PyTorch)."""
-    if isinstance(value, Tensor | builtins.int | builtins.float | builtins.bool):
-        return value
-    if isinstance(value, np.ndarray | np.generic):
-        return value
-    raise TypeError(f"unsupported operand type for a Tensor operation: {type(value).__name__}")
-
-
 def _as_tensor(value: Any) -> Tensor:
     return value if isinstance(value, Tensor) else Tensor(value)
 
 
-# The ops import Tensor lazily, so importing them here, after the class exists, is safe.
+# The ops import Tensor from this module, so they are imported here, after the class exists.
+_function.Tensor = Tensor  # Function.__call__ wraps its outputs with Tensor._wrap
+
 from . import random as _random  # noqa: E402
 from .ops import activation as _act  # noqa: E402
 from .ops import elementwise as _ew  # noqa: E402

@@ -1,9 +1,10 @@
 """The graph node: a ``Function`` subclass per differentiable op.
 
-An op is a subclass with ``forward(self, *arrays)`` and ``backward(self, *grad_outputs)``, both on raw
-ndarrays. Calling an *instance* on Tensors runs ``forward`` and, when a gradient is needed, makes the
-instance the node that produced the outputs. The instance plays PyTorch's ``ctx``: hyper-parameters go
-in ``__init__``, arrays needed by ``backward`` go through ``save_for_backward`` (or plain attributes).
+An op is a subclass with ``forward(self, *arrays)`` and ``backward(self, *grad_outputs)``, both on
+raw ndarrays. Calling an *instance* on Tensors runs ``forward`` and, when a gradient is needed,
+makes the instance the node that produced the outputs. The instance plays PyTorch's ``ctx``:
+hyper-parameters go in ``__init__``, arrays needed by ``backward`` go through ``save_for_backward``
+(or plain attributes).
 
 Rules the engine relies on:
 
@@ -13,6 +14,8 @@ Rules the engine relies on:
 * ``self.needs_input_grad[i]`` says whether input ``i`` needs a gradient, so ``backward`` can skip
   work nobody asked for (for example ``grad_x`` of the first convolution).
 * Outputs of integer or bool dtype (indices, masks) never require gradients.
+* ``backward`` must not modify its ``grad_outputs`` in place: the engine may hand the same array
+  to several consumers.
 * Gradients of gradients (double backward) are out of scope: ``backward`` works on raw arrays.
 """
 
@@ -22,7 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from .grad_mode import is_grad_enabled
+from . import grad_mode
+
+# deepnotes.tensor imports this module, so the Tensor class is bound here by tensor.py once it
+# exists (a module-level name is much cheaper than an import statement inside __call__).
+Tensor: Any = None
 
 
 class Function:
@@ -46,36 +53,35 @@ class Function:
         self.saved = arrays
 
     def release(self) -> None:
-        """Drop everything the node keeps alive (inputs, saved arrays, attributes set in forward)."""
+        """Drop what the node keeps alive (inputs, saved arrays, attributes set in forward)."""
         self.__dict__.clear()
         self._released = True
 
     def __call__(self, *inputs: Any) -> Any:
-        from ..tensor import Tensor
-
-        arrays = []
-        needs = []
-        for value in inputs:
-            if isinstance(value, Tensor):
-                arrays.append(value.data)
-                needs.append(value.requires_grad)
-            else:
-                arrays.append(value)
-                needs.append(False)
-        record = any(needs) and is_grad_enabled()
+        tensor_cls = Tensor
+        arrays = [v.data if isinstance(v, tensor_cls) else v for v in inputs]
+        needs = tuple([isinstance(v, tensor_cls) and v._requires_grad for v in inputs])
+        record = grad_mode._grad_enabled and True in needs
         if record:
-            self.needs_input_grad = tuple(needs)
+            self.needs_input_grad = needs
             self.inputs = inputs
         output = self.forward(*arrays)
-        if isinstance(output, tuple):
-            outputs = tuple(Tensor._wrap(o) for o in output)
-        else:
-            outputs = (Tensor._wrap(output),)
+        wrap = tensor_cls._wrap
+        if not isinstance(output, tuple):
+            out = wrap(output)
+            if record:
+                data = out.data
+                self._output_meta = ((data.shape, data.dtype),)
+                if data.dtype.kind == "f":
+                    out._requires_grad = True
+                    out._fn = self
+            return out
+        outputs = tuple([wrap(o) for o in output])
         if record:
-            self._output_meta = tuple((o.data.shape, o.data.dtype) for o in outputs)
+            self._output_meta = tuple([(o.data.shape, o.data.dtype) for o in outputs])
             for index, out in enumerate(outputs):
                 if out.data.dtype.kind == "f":
-                    out.requires_grad = True
+                    out._requires_grad = True
                     out._fn = self
                     out._index = index
-        return outputs if isinstance(output, tuple) else outputs[0]
+        return outputs

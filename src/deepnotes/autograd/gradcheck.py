@@ -21,7 +21,8 @@ def numerical_grad(
 ) -> np.ndarray:
     """Central-difference gradient of ``sum(func(*inputs) * 1)`` with respect to ``inputs[index]``.
 
-    ``func`` takes and returns ndarrays (or anything ``np.asarray`` accepts); ``inputs`` are float64.
+    ``func`` takes and returns ndarrays (or anything ``np.asarray`` accepts); ``inputs`` are
+    float64.
     """
     arrays = [np.array(a, dtype=np.float64, copy=True) for a in inputs]
     target = arrays[index]
@@ -48,8 +49,9 @@ def gradcheck(
 ) -> bool:
     """Compare autograd's gradients of ``func`` with central differences; raise on a mismatch.
 
-    ``func`` takes Tensors and returns a Tensor. A random upstream gradient ``w`` (fixed by ``seed``)
-    is used, i.e. the checked scalar is ``sum(func(*inputs) * w)``, so that errors cannot cancel out
+    ``func`` takes Tensors and returns a Tensor. A random upstream gradient ``w`` (fixed by
+    ``seed``) is used, i.e. the checked scalar is ``sum(func(*inputs) * w)``, so that errors cannot
+    cancel out
     the way they can under a plain sum. Returns True when every input's gradient matches.
     """
     from ..tensor import Tensor
@@ -69,7 +71,7 @@ def gradcheck(
         if not np.allclose(actual, expected, atol=atol, rtol=rtol):
             worst = float(np.max(np.abs(actual - expected)))
             raise AssertionError(
-                f"gradcheck: gradient of input {i} (shape {t.shape}) differs from finite differences "
-                f"by up to {worst:.3e} (atol={atol}, rtol={rtol})"
+                f"gradcheck: gradient of input {i} (shape {t.shape}) differs from finite "
+                f"differences by up to {worst:.3e} (atol={atol}, rtol={rtol})"
             )
     return True

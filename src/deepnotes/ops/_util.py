@@ -49,6 +49,8 @@ def normalize_dims(dim: Any, ndim: int, op: str = "op") -> tuple[int, ...] | Non
     if isinstance(dim, tuple | list):
         dims = tuple(sorted(normalize_dim(d, ndim, op) for d in dim))
         if len(set(dims)) != len(dims):
-            raise RuntimeError(f"{op}(): dim {tuple(dim)} appears multiple times in the list of dims")
+            raise RuntimeError(
+                f"{op}(): dim {tuple(dim)} appears multiple times in the list of dims"
+            )
         return dims
     return (normalize_dim(dim, ndim, op),)

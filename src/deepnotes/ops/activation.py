@@ -66,7 +66,7 @@ class SoftmaxFn(Function):
         dL/dx_k = sum_i g_i y_i (delta_ik - y_k) = y_k (g_k - sum_i g_i y_i).
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int | None):
         self.dim = dim
 
     def forward(self, x):
@@ -87,7 +87,7 @@ class LogSoftmaxFn(Function):
     with softmax = e^y.
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int | None):
         self.dim = dim
 
     def forward(self, x):
@@ -101,36 +101,46 @@ class LogSoftmaxFn(Function):
         return grad_y - np.exp(y) * grad_y.sum(axis=self.dim, keepdims=True)
 
 
-def relu(input: Any, inplace: bool = False):
-    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility; a new tensor is returned."""
+def relu(input: Any, inplace: bool = False) -> Any:
+    """max(x, 0). With ``inplace=True`` the result is written into ``input``, which is returned."""
     check_tensor(input, "input", "relu")
-    return ReluFn()(input)
+    if not inplace:
+        return ReluFn()(input)
+    if input._tracked():  # in the graph: recorded out of place, then ``input`` is rebound to it
+        return input._inplace_via(ReluFn())
+    input._ufunc_(np.maximum, 0)
+    return input
 
 
-def sigmoid(input: Any):
+def sigmoid(input: Any) -> Any:
+    """1 / (1 + e^-x), computed without overflow for large |x|."""
     check_tensor(input, "input", "sigmoid")
     return SigmoidFn()(input)
 
 
-def tanh(input: Any):
+def tanh(input: Any) -> Any:
+    """The hyperbolic tangent."""
     check_tensor(input, "input", "tanh")
     return TanhFn()(input)
 
 
-def _softmax_dim(input: Any, dim: int | None, op: str) -> int:
+def _softmax_input(input: Any, dim: int | None, dtype: Any, op: str) -> tuple[Any, int | None]:
     check_tensor(input, "input", op)
+    if dtype is not None:
+        input = input.to(dtype)
     if dim is None:  # PyTorch's legacy implicit choice, with its warning turned into a rule
         dim = 0 if input.ndim in (0, 1, 3) else 1
-    return normalize_dim(dim, input.ndim, op)
+    d = normalize_dim(dim, input.ndim, op)
+    return input, (d if input.ndim else None)  # axis None: a 0-d tensor is its own "row"
 
 
-def softmax(input: Any, dim: int | None = None, dtype: Any = None):
-    if dtype is not None:
-        input = input.to(dtype)
-    return SoftmaxFn(_softmax_dim(input, dim, "softmax"))(input)
+def softmax(input: Any, dim: int | None = None, dtype: Any = None) -> Any:
+    """e^x / sum e^x along ``dim`` (max-shifted, so large inputs do not overflow)."""
+    input, d = _softmax_input(input, dim, dtype, "softmax")
+    return SoftmaxFn(d)(input)
 
 
-def log_softmax(input: Any, dim: int | None = None, dtype: Any = None):
-    if dtype is not None:
-        input = input.to(dtype)
-    return LogSoftmaxFn(_softmax_dim(input, dim, "log_softmax"))(input)
+def log_softmax(input: Any, dim: int | None = None, dtype: Any = None) -> Any:
+    """x - logsumexp(x) along ``dim``, computed stably."""
+    input, d = _softmax_input(input, dim, dtype, "log_softmax")
+    return LogSoftmaxFn(d)(input)

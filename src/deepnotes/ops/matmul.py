@@ -26,30 +26,36 @@ class MatmulFn(Function):
 
     def backward(self, grad_y):
         a, b = self.saved
+        grad_a = grad_b = None
+        if a.ndim == 1 and b.ndim == 1:  # dot product: y = sum_k a_k b_k
+            if self.needs_input_grad[0]:
+                grad_a = grad_y * b
+            if self.needs_input_grad[1]:
+                grad_b = grad_y * a
+            return grad_a, grad_b
         a2 = a[None, :] if a.ndim == 1 else a          # (..., M, K)
         b2 = b[:, None] if b.ndim == 1 else b          # (..., K, P)
         g = grad_y
         if a.ndim == 1:
-            g = np.expand_dims(g, -2)                    # restore M = 1
+            g = g[..., None, :]                          # (..., 1, P): restore M = 1
         if b.ndim == 1:
-            g = np.expand_dims(g, -1)                    # restore P = 1
-        grad_a = grad_b = None
+            g = g[..., None]                             # (..., M, 1): restore P = 1
         if self.needs_input_grad[0]:
             grad_a = g @ np.swapaxes(b2, -1, -2)         # (..., M, K)
             if a.ndim == 1:
-                grad_a = grad_a.reshape(-1, a.shape[0]).sum(axis=0)
+                grad_a = grad_a.reshape(-1, a.shape[0]).sum(axis=0)   # (K,)
         if self.needs_input_grad[1]:
             grad_b = np.swapaxes(a2, -1, -2) @ g         # (..., K, P)
             if b.ndim == 1:
-                grad_b = grad_b.reshape(-1, b.shape[0]).sum(axis=0)
+                grad_b = grad_b.reshape(-1, b.shape[0]).sum(axis=0)   # (K,)
         return grad_a, grad_b
 
 
 class LinearFn(Function):
     """y = x W^T + b  (the fully connected layer).
 
-    x (*, in), W (out, in), b (out,) -> y (*, out). Flattening the leading axes of x to rows X (R, in)
-    and of g to G (R, out):
+    x (*, in), W (out, in), b (out,) -> y (*, out). Flattening the leading axes of x to rows
+    X (R, in) and of g to G (R, out):
         dL/dX = G W          (R, in)
         dL/dW = G^T X        (out, in)
         dL/db = sum_rows G   (out,)
@@ -57,9 +63,9 @@ class LinearFn(Function):
 
     def forward(self, x, weight, bias=None):
         self.save_for_backward(x, weight)
-        y = x @ weight.T
+        y = x @ weight.T                                                     # (*, out)
         if bias is not None:
-            y += bias
+            y = y + bias
         return y
 
     def backward(self, grad_y):
@@ -74,10 +80,23 @@ class LinearFn(Function):
         return grad_x, grad_weight, grad_bias
 
 
-def matmul(input: Any, other: Any):
-    """Matrix product with PyTorch's rules for 1-D operands and batch broadcasting."""
+def _check_same_dtype(a: Any, b: Any, op: str) -> None:
+    if a.dtype != b.dtype and (a.dtype.kind == "f" or b.dtype.kind == "f"):
+        raise RuntimeError(
+            f"{op}(): expected both operands to have the same dtype, but got {a.dtype} and "
+            f"{b.dtype}"
+        )
+
+
+def matmul(input: Any, other: Any) -> Any:
+    """Matrix product with PyTorch's rules for 1-D operands and batch broadcasting.
+
+    1-D @ 1-D is a dot product; a 1-D left operand is a row vector, a 1-D right operand a column
+    vector (the added axis is removed again); leading (batch) axes broadcast.
+    """
     check_tensor(input, "input", "matmul")
     check_tensor(other, "other", "matmul")
+    _check_same_dtype(input, other, "matmul")
     if input.ndim == 0 or other.ndim == 0:
         raise RuntimeError(
             f"both arguments to matmul need to be at least 1D, but they are {input.ndim}D and "
@@ -101,10 +120,11 @@ def matmul(input: Any, other: Any):
     return MatmulFn()(input, other)
 
 
-def linear(input: Any, weight: Any, bias: Any = None):
+def linear(input: Any, weight: Any, bias: Any = None) -> Any:
     """y = input @ weight.T + bias. input (*, in_features), weight (out_features, in_features)."""
     check_tensor(input, "input", "linear")
     check_tensor(weight, "weight", "linear")
+    _check_same_dtype(input, weight, "linear")
     if weight.ndim != 2:
         raise RuntimeError(f"linear(): weight must be 2-D (out_features, in_features), got shape "
                            f"{tuple(weight.shape)}")
@@ -118,6 +138,7 @@ def linear(input: Any, weight: Any, bias: Any = None):
         )
     if bias is not None:
         check_tensor(bias, "bias", "linear")
+        _check_same_dtype(input, bias, "linear")
         if tuple(bias.shape) != (weight.shape[0],):
             raise RuntimeError(f"linear(): bias must have shape ({weight.shape[0]},), got "
                                f"{tuple(bias.shape)}")

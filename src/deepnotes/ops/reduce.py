@@ -8,33 +8,44 @@ input(s) that won.
 from __future__ import annotations
 
 import builtins
+import math
 from collections import namedtuple
 from typing import Any
 
 import numpy as np
 
 from ..autograd import Function
-from ._util import normalize_dim, normalize_dims
+from ..tensor import Tensor
+from ._util import check_tensor, normalize_dim, normalize_dims
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
 
 
-def _expand_back(grad_y: np.ndarray, dims: tuple[int, ...] | None, keepdim: bool, shape) -> np.ndarray:
+def _expand_back(
+    grad_y: np.ndarray, dims: tuple[int, ...] | None, keepdim: bool, shape: tuple[int, ...]
+) -> np.ndarray:
     """Re-insert the reduced axes of ``grad_y`` (size 1) so that it broadcasts against ``shape``."""
     if dims is not None and not keepdim:
         grad_y = np.expand_dims(grad_y, dims)
     return np.broadcast_to(grad_y, shape)
 
 
+def _count(shape: tuple[int, ...], dims: tuple[int, ...] | None) -> int:
+    """|R|: how many elements each output of a reduction over ``dims`` sums."""
+    if dims is None:
+        return int(np.prod(shape))
+    return int(np.prod([shape[d] for d in dims]))
+
+
 class SumFn(Function):
     """y = sum_{i in R} x_i.   dL/dx_i = g (broadcast back over R)."""
 
-    def __init__(self, dims: tuple[int, ...] | None, keepdim: bool):
-        self.dims, self.keepdim = dims, keepdim
+    def __init__(self, dims: tuple[int, ...] | None, keepdim: bool, dtype: Any = None):
+        self.dims, self.keepdim, self.dtype = dims, keepdim, dtype
 
     def forward(self, x):
         self.x_shape = x.shape
-        return np.sum(x, axis=self.dims, keepdims=self.keepdim)
+        return np.sum(x, axis=self.dims, keepdims=self.keepdim, dtype=self.dtype)
 
     def backward(self, grad_y):
         return _expand_back(grad_y, self.dims, self.keepdim, self.x_shape)
@@ -48,8 +59,9 @@ class MeanFn(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
-        self.count = x.size if self.dims is None else int(np.prod([x.shape[d] for d in self.dims]))
-        return np.mean(x, axis=self.dims, keepdims=self.keepdim)
+        self.count = _count(x.shape, self.dims)
+        with np.errstate(divide="ignore", invalid="ignore"):  # an empty mean is nan, as PyTorch
+            return np.mean(x, axis=self.dims, keepdims=self.keepdim)
 
     def backward(self, grad_y):
         return _expand_back(grad_y / self.count, self.dims, self.keepdim, self.x_shape)
@@ -58,8 +70,8 @@ class MeanFn(Function):
 class AmaxFn(Function):
     """y = max_{i in R} x_i (or min). The gradient is shared evenly among the tied maxima.
 
-    This is the rule of ``torch.max(x)`` without ``dim`` and of ``torch.amax``: if k elements tie for
-    the maximum, each receives g / k.
+    This is the rule of ``torch.max(x)`` without ``dim`` and of ``torch.amax``: if k elements tie
+    for the maximum, each receives g / k.
     """
 
     def __init__(self, dims: tuple[int, ...] | None, keepdim: bool, largest: bool = True):
@@ -69,7 +81,9 @@ class AmaxFn(Function):
         reduce = np.max if self.largest else np.min
         y = reduce(x, axis=self.dims, keepdims=True)
         self.save_for_backward(x, y)
-        return y if self.keepdim else (np.squeeze(y, self.dims) if self.dims else y.reshape(()))
+        if self.keepdim:
+            return y
+        return np.squeeze(y, self.dims) if self.dims else y.reshape(())
 
     def backward(self, grad_y):
         x, y = self.saved
@@ -90,15 +104,20 @@ class MaxDimFn(Function):
         self.dim, self.keepdim, self.largest = dim, keepdim, largest
 
     def forward(self, x):
+        self.x_shape = x.shape
+        if x.ndim == 0:  # a 0-d tensor is its own maximum, at index 0
+            return x.copy(), np.zeros((), dtype=np.int64)
         arg = np.argmax if self.largest else np.argmin
         indices = np.expand_dims(arg(x, axis=self.dim), self.dim)
         values = np.take_along_axis(x, indices, axis=self.dim)
-        self.indices, self.x_shape = indices, x.shape
+        self.indices = indices
         if not self.keepdim:
             values, indices = values.squeeze(self.dim), indices.squeeze(self.dim)
         return values, indices.astype(np.int64)
 
     def backward(self, grad_values, grad_indices):
+        if not self.x_shape:
+            return grad_values
         grad_x = np.zeros(self.x_shape, dtype=grad_values.dtype)
         g = grad_values if self.keepdim else np.expand_dims(grad_values, self.dim)
         np.put_along_axis(grad_x, self.indices, g, axis=self.dim)
@@ -116,111 +135,183 @@ class VarFn(Function):
         self.dims, self.correction, self.keepdim = dims, correction, keepdim
 
     def forward(self, x):
-        count = x.size if self.dims is None else int(np.prod([x.shape[d] for d in self.dims]))
         centred = x - np.mean(x, axis=self.dims, keepdims=True)
-        self.denominator = builtins.max(count - self.correction, 0)
+        self.denominator = builtins.max(_count(x.shape, self.dims) - self.correction, 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.sum(centred * centred, axis=self.dims, keepdims=self.keepdim) / self.denominator
         self.save_for_backward(centred)
-        return y
+        return y.astype(x.dtype, copy=False)
 
     def backward(self, grad_y):
         (centred,) = self.saved
         g = _expand_back(grad_y, self.dims, self.keepdim, centred.shape)
+        scale = 2.0 / self.denominator if self.denominator else math.inf  # n <= correction: nan
+        with np.errstate(invalid="ignore"):
+            return g * scale * centred
+
+
+class StdFn(VarFn):
+    """s = sqrt(var).   dL/dx_i = g / (2 s) * dvar/dx_i = g (x_i - mean) / ((|R| - correction) s).
+
+    Where s = 0 (all elements equal) the gradient is taken as 0, as PyTorch does, instead of 0/0.
+    """
+
+    def forward(self, x):
+        y = np.sqrt(super().forward(x))
+        self.std = y
+        return y
+
+    def backward(self, grad_y):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return g * (2.0 / self.denominator) * centred
+            grad_var = np.where(self.std == 0, 0.0, grad_y / (2 * self.std)).astype(grad_y.dtype)
+        return super().backward(grad_var)
 
 
-# ----------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Wrappers
 
 
-def sum(input: Any, dim: Any = None, keepdim: bool = False):  # noqa: A001 - torch name
-    return SumFn(normalize_dims(dim, input.ndim, "sum"), keepdim)(input)
+def _dims(input: Any, dim: Any, op: str) -> tuple[int, ...] | None:
+    """Normalised reduction dims; ``None`` and an empty list both mean "every dim", as PyTorch."""
+    check_tensor(input, "input", op)
+    if dim is None or (isinstance(dim, tuple | list) and len(dim) == 0):
+        return None
+    return normalize_dims(dim, input.ndim, op)
 
 
-def mean(input: Any, dim: Any = None, keepdim: bool = False):
+def _check_nonempty(input: Any, dims: tuple[int, ...] | None, op: str) -> None:
+    """max/min/amax/amin have no identity element: reducing over a size-0 dim is an error."""
+    if dims is None:
+        if input.numel() == 0:
+            raise RuntimeError(
+                f"{op}(): Expected reduction dim to be specified for input.numel() == 0. Specify "
+                "the reduction dim with the 'dim' argument."
+            )
+        return
+    for d in dims:
+        if input.shape[d] == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
+
+
+def _check_floating(input: Any, op: str, what: str) -> None:
     if input.dtype.kind != "f":
-        raise RuntimeError(
-            "mean(): could not infer output dtype. Input dtype must be either a floating point or "
-            f"complex dtype. Got: {input.dtype}"
-        )
-    return MeanFn(normalize_dims(dim, input.ndim, "mean"), keepdim)(input)
+        raise RuntimeError(f"{op}(): {what}. Got: {input.dtype}")
 
 
-def _extreme(input: Any, dim: Any, keepdim: bool, largest: bool, name: str):
-    from ..tensor import Tensor
+def sum(  # noqa: A001 - torch name
+    input: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
+) -> Any:
+    """Sum over ``dim`` (all dims when None). Integer and bool inputs sum to int64, as PyTorch."""
+    dims = _dims(input, dim, "sum")
+    if dtype is None and input.dtype.kind in "biu":
+        dtype = np.int64
+    return SumFn(dims, keepdim, None if dtype is None else np.dtype(dtype))(input)
 
+
+def mean(input: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Any:
+    """Mean over ``dim``; ``dtype`` casts the input first. Integer inputs need a float ``dtype``."""
+    dims = _dims(input, dim, "mean")
+    if dtype is not None:
+        input = input.to(dtype)
+    _check_floating(
+        input, "mean", "could not infer output dtype. Input dtype must be either a floating point "
+        "or complex dtype"
+    )
+    return MeanFn(dims, keepdim)(input)
+
+
+def _extreme(input: Any, dim: Any, keepdim: bool, largest: bool, name: str) -> Any:
     if isinstance(dim, Tensor):  # torch.max(a, b): the elementwise form
         from .elementwise import maximum, minimum
 
         return maximum(input, dim) if largest else minimum(input, dim)
-    if input.numel() == 0:
-        raise RuntimeError(
-            f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
-            "reduction dim with the 'dim' argument."
-        )
+    check_tensor(input, "input", name)
     if dim is None:
+        _check_nonempty(input, None, name)
         return AmaxFn(None, False, largest)(input)
-    values, indices = MaxDimFn(normalize_dim(dim, input.ndim, name), keepdim, largest)(input)
+    d = normalize_dim(dim, input.ndim, name)
+    _check_nonempty(input, (d,) if input.ndim else (), name)
+    values, indices = MaxDimFn(d, keepdim, largest)(input)
     return MaxMin(values, indices)
 
 
-def max(input: Any, dim: Any = None, keepdim: bool = False):  # noqa: A001 - torch name
+def max(input: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001 - torch name
     """Without dim: the largest element. With dim: (values, indices). With a Tensor: elementwise."""
     return _extreme(input, dim, keepdim, True, "max")
 
 
-def min(input: Any, dim: Any = None, keepdim: bool = False):  # noqa: A001 - torch name
+def min(input: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001 - torch name
+    """Without dim: the smallest element. With dim: (values, indices). With a Tensor: the
+    elementwise minimum."""
     return _extreme(input, dim, keepdim, False, "min")
 
 
-def amax(input: Any, dim: Any = (), keepdim: bool = False):
-    dims = None if dim == () or dim is None else normalize_dims(dim, input.ndim, "amax")
+def amax(input: Any, dim: Any = (), keepdim: bool = False) -> Any:
+    """Largest value over ``dim`` (all dims by default); tied maxima share the gradient evenly."""
+    dims = _dims(input, dim, "amax")
+    _check_nonempty(input, dims, "amax")
     return AmaxFn(dims, keepdim, True)(input)
 
 
-def amin(input: Any, dim: Any = (), keepdim: bool = False):
-    dims = None if dim == () or dim is None else normalize_dims(dim, input.ndim, "amin")
+def amin(input: Any, dim: Any = (), keepdim: bool = False) -> Any:
+    """Smallest value over ``dim`` (all dims by default); tied minima share the gradient evenly."""
+    dims = _dims(input, dim, "amin")
+    _check_nonempty(input, dims, "amin")
     return AmaxFn(dims, keepdim, False)(input)
 
 
-def _correction(unbiased: bool | None, correction: float | None) -> float:
+def _correction(unbiased: bool | None, correction: float | None, op: str) -> float:
     if unbiased is not None and correction is not None:
-        raise RuntimeError("var(): pass either 'unbiased' or 'correction', not both")
+        raise RuntimeError(f"{op}(): pass either 'unbiased' or 'correction', not both")
     if correction is not None:
         return float(correction)
     return 1.0 if unbiased is None or unbiased else 0.0
 
 
+def _var_args(input: Any, dim: Any, unbiased: Any, op: str) -> tuple[Any, Any]:
+    if isinstance(dim, bool):  # torch.var(x, False): the old (input, unbiased) overload
+        dim, unbiased = None, dim
+    dims = _dims(input, dim, op)
+    _check_floating(input, op, "std and var only support floating point and complex dtypes")
+    return dims, unbiased
+
+
 def var(input: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
-        correction: float | None = None):
+        correction: float | None = None) -> Any:
     """Variance over ``dim`` with Bessel's correction by default (divide by n - 1), as PyTorch."""
-    dims = normalize_dims(dim, input.ndim, "var")
-    return VarFn(dims, _correction(unbiased, correction), keepdim)(input)
+    dims, unbiased = _var_args(input, dim, unbiased, "var")
+    return VarFn(dims, _correction(unbiased, correction, "var"), keepdim)(input)
 
 
 def std(input: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
-        correction: float | None = None):
-    """sqrt(var): the composite of two ops, so its gradient is g / (2 std) * dvar/dx."""
-    from .elementwise import sqrt
+        correction: float | None = None) -> Any:
+    """sqrt(var), with a zero gradient where all elements are equal (as PyTorch)."""
+    dims, unbiased = _var_args(input, dim, unbiased, "std")
+    return StdFn(dims, _correction(unbiased, correction, "std"), keepdim)(input)
 
-    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
 
-
-def argmax(input: Any, dim: int | None = None, keepdim: bool = False):
-    from ..tensor import Tensor
-
+def _arg_extreme(input: Any, dim: int | None, keepdim: bool, largest: bool, name: str) -> Any:
+    check_tensor(input, "input", name)
+    arg = np.argmax if largest else np.argmin
     if dim is None:
-        return Tensor(np.int64(np.argmax(input.data)))
-    d = normalize_dim(dim, input.ndim, "argmax")
-    return Tensor(np.argmax(input.data, axis=d, keepdims=keepdim).astype(np.int64))
+        if input.numel() == 0:
+            raise IndexError(
+                f"{name}(): Expected reduction dim to be specified for input.numel() == 0."
+            )
+        index = np.int64(arg(input.data))
+        return Tensor._wrap(np.full((1,) * input.ndim if keepdim else (), index, dtype=np.int64))
+    d = normalize_dim(dim, input.ndim, name)
+    if input.ndim == 0:
+        return Tensor._wrap(np.zeros((), dtype=np.int64))
+    _check_nonempty(input, (d,), name)
+    return Tensor._wrap(arg(input.data, axis=d, keepdims=keepdim).astype(np.int64))
 
 
-def argmin(input: Any, dim: int | None = None, keepdim: bool = False):
-    from ..tensor import Tensor
+def argmax(input: Any, dim: int | None = None, keepdim: bool = False) -> Any:
+    """Index of the largest element (of the flattened tensor when ``dim`` is None)."""
+    return _arg_extreme(input, dim, keepdim, True, "argmax")
 
-    if dim is None:
-        return Tensor(np.int64(np.argmin(input.data)))
-    d = normalize_dim(dim, input.ndim, "argmin")
-    return Tensor(np.argmin(input.data, axis=d, keepdims=keepdim).astype(np.int64))
+
+def argmin(input: Any, dim: int | None = None, keepdim: bool = False) -> Any:
+    """Index of the smallest element (of the flattened tensor when ``dim`` is None)."""
+    return _arg_extreme(input, dim, keepdim, False, "argmin")

@@ -8,12 +8,14 @@ index repeats), cat splits, expand sums over the expanded axes.
 from __future__ import annotations
 
 import builtins
+import operator
 from typing import Any
 
 import numpy as np
 
 from ..autograd import Function
-from ._util import normalize_dim
+from ..tensor import Tensor
+from ._util import check_tensor, normalize_dim
 
 
 class ReshapeFn(Function):
@@ -51,28 +53,61 @@ def _is_basic_index(index: Any) -> bool:
     )
 
 
+def _picks_each_once(index: Any) -> bool:
+    """True when no element can be picked twice: basic indexing, or a single boolean mask."""
+    if isinstance(index, np.ndarray) and index.dtype == np.bool_:
+        return True
+    return _is_basic_index(index)
+
+
 class GetitemFn(Function):
     """y = x[index].
 
-    Backward scatters g into zeros of x's shape. With basic indexing (ints, slices) each element is
-    picked at most once, so plain assignment does it; with integer arrays an element may be picked
-    several times, and its gradient is the *sum* of the picks (``np.add.at``).
+    Backward scatters g into zeros of x's shape. With basic indexing (ints, slices) or a boolean
+    mask each element is picked at most once, so plain assignment does it; with integer arrays an
+    element may be picked several times, and its gradient is the *sum* of the picks (``np.add.at``).
     """
 
     def __init__(self, index: Any):
         self.index = index
 
     def forward(self, x):
-        self.x_shape, self.dtype = x.shape, x.dtype
+        self.x_shape = x.shape
         return x[self.index]
 
     def backward(self, grad_y):
         grad_x = np.zeros(self.x_shape, dtype=grad_y.dtype)
-        if _is_basic_index(self.index):
+        if _picks_each_once(self.index):
             grad_x[self.index] = grad_y
         else:
             np.add.at(grad_x, self.index, grad_y)
         return grad_x
+
+
+class SetitemFn(Function):
+    """y = x with y[index] = value (x is not modified; ``t[index] = v`` on a tensor in the graph
+    records this op and rebinds ``t`` to y).
+
+    dL/dx = g with zeros at index (those elements were overwritten and no longer depend on x);
+    dL/dvalue = g[index] (summed back to value's shape by the engine when value was broadcast).
+    """
+
+    def __init__(self, index: Any):
+        self.index = index
+
+    def forward(self, x, value):
+        y = x.copy()
+        y[self.index] = value
+        return y
+
+    def backward(self, grad_y):
+        grad_x = grad_value = None
+        if self.needs_input_grad[0]:
+            grad_x = grad_y.copy()
+            grad_x[self.index] = 0
+        if self.needs_input_grad[1]:
+            grad_value = grad_y[self.index]
+        return grad_x, grad_value
 
 
 class CatFn(Function):
@@ -146,36 +181,75 @@ class PadFn(Function):
         return frame[self.inner]
 
 
-# ----------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Wrappers
 
 
-def _resolve_shape(shape: tuple[int, ...], numel: int, op: str) -> tuple[int, ...]:
+def _resolve_shape(shape: tuple[Any, ...], numel: int, op: str) -> tuple[int, ...]:
+    """Sizes given as ``*shape`` or one sequence, with at most one -1 inferred from ``numel``."""
     if len(shape) == 1 and isinstance(shape[0], tuple | list):
         shape = tuple(shape[0])
-    shape = tuple(int(s) for s in shape)
-    if shape.count(-1) > 1:
-        raise RuntimeError("only one dimension can be inferred")
-    known = int(np.prod([s for s in shape if s != -1])) if shape else 1
-    if -1 in shape:
+    try:
+        shape = tuple([operator.index(s) for s in shape])
+    except TypeError:
+        names = [type(s).__name__ for s in shape if not isinstance(s, int | np.integer)]
+        raise TypeError(
+            f"{op}(): argument 'shape' must be tuple of ints, but found element of type {names[0]}"
+        ) from None
+    infer, known = None, 1
+    for i, s in enumerate(shape):
+        if s == -1:
+            if infer is not None:
+                raise RuntimeError("only one dimension can be inferred")
+            infer = i
+        elif s < 0:
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {list(shape)}")
+        else:
+            known *= s
+    if infer is not None:
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
-        shape = tuple(numel // known if s == -1 else s for s in shape)
-    elif known != numel:
+        return shape[:infer] + (numel // known,) + shape[infer + 1:]
+    if known != numel:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
     return shape
 
 
-def reshape(input: Any, *shape: Any):
-    return ReshapeFn(_resolve_shape(shape, input.numel(), "reshape"))(input)
+def reshape(input: Any, *shape: Any, **kwargs: Any) -> Any:
+    """The same elements in a new shape (row-major order); one size may be -1 (inferred).
+
+    Accepts ``reshape(x, 2, 3)``, ``reshape(x, (2, 3))`` and ``reshape(x, shape=(2, 3))``.
+    """
+    check_tensor(input, "input", "reshape")
+    shape = _sizes_argument(shape, kwargs, "shape", "reshape")
+    return ReshapeFn(_resolve_shape(shape, input.data.size, "reshape"))(input)
 
 
-def permute(input: Any, *dims: Any):
+def _sizes_argument(args: tuple, kwargs: dict, name: str, op: str) -> tuple:
+    """``*args`` or the keyword ``name`` (PyTorch's functional form), not both."""
+    if kwargs:
+        if args or set(kwargs) != {name}:
+            raise TypeError(f"{op}() got unexpected arguments {sorted(kwargs)}")
+        value = kwargs[name]
+        return tuple(value) if isinstance(value, tuple | list) else (value,)
+    return args
+
+
+view = reshape
+
+
+def permute(input: Any, *dims: Any, **kwargs: Any) -> Any:
+    """Reorder the axes: output axis i is input axis ``dims[i]``.
+
+    Accepts ``permute(x, 1, 0)``, ``permute(x, (1, 0))`` and ``permute(x, dims=(1, 0))``.
+    """
+    check_tensor(input, "input", "permute")
+    dims = _sizes_argument(dims, kwargs, "dims", "permute")
     if len(dims) == 1 and isinstance(dims[0], tuple | list):
         dims = tuple(dims[0])
     if len(dims) != input.ndim:
         raise RuntimeError(
-            f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
+            "permute(sparse_coo): number of dimensions in the tensor input does not match the "
             f"length of the desired ordering of dimensions i.e. input.dim() = {input.ndim} is not "
             f"equal to len(dims) = {len(dims)}"
         )
@@ -185,48 +259,85 @@ def permute(input: Any, *dims: Any):
     return PermuteFn(normalized)(input)
 
 
-def transpose(input: Any, dim0: int, dim1: int):
+def transpose(input: Any, dim0: int, dim1: int) -> Any:
+    """Swap two axes."""
+    check_tensor(input, "input", "transpose")
+    ndim = builtins.max(input.ndim, 1)  # a 0-d tensor accepts dims 0 and -1, as PyTorch
+    a = normalize_dim(dim0, ndim, "transpose")
+    b = normalize_dim(dim1, ndim, "transpose")
+    if input.ndim == 0:
+        return PermuteFn(())(input)
     dims = list(range(input.ndim))
-    a = normalize_dim(dim0, input.ndim, "transpose")
-    b = normalize_dim(dim1, input.ndim, "transpose")
     dims[a], dims[b] = dims[b], dims[a]
     return PermuteFn(tuple(dims))(input)
 
 
-def flatten(input: Any, start_dim: int = 0, end_dim: int = -1):
+def flatten(input: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
+    """Merge axes ``start_dim..end_dim`` (inclusive) into one; a 0-d tensor becomes shape (1,)."""
+    check_tensor(input, "input", "flatten")
     if input.ndim == 0:
-        return reshape(input, 1)
+        normalize_dim(start_dim, 0, "flatten")
+        normalize_dim(end_dim, 0, "flatten")
+        return ReshapeFn((1,))(input)
     start = normalize_dim(start_dim, input.ndim, "flatten")
     end = normalize_dim(end_dim, input.ndim, "flatten")
     if start > end:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
-    shape = input.shape[:start] + (-1,) + input.shape[end + 1:]
-    if input.numel() == 0:
-        shape = input.shape[:start] + (int(np.prod(input.shape[start:end + 1])),) + input.shape[end + 1:]
-    return reshape(input, *shape)
+    shape = input.shape
+    merged = int(np.prod(shape[start:end + 1]))
+    return ReshapeFn(shape[:start] + (merged,) + shape[end + 1:])(input)
 
 
-def squeeze(input: Any, dim: Any = None):
+def squeeze(input: Any, dim: Any = None) -> Any:
+    """Drop size-1 axes (all of them, or only those in ``dim`` that have size 1)."""
+    check_tensor(input, "input", "squeeze")
     if dim is None:
         shape = tuple(s for s in input.shape if s != 1)
     else:
         dims = dim if isinstance(dim, tuple | list) else (dim,)
-        dims = {normalize_dim(d, input.ndim, "squeeze") for d in dims}
+        ndim = builtins.max(input.ndim, 1)
+        dims = {normalize_dim(d, ndim, "squeeze") for d in dims}
         shape = tuple(s for i, s in enumerate(input.shape) if not (i in dims and s == 1))
     return ReshapeFn(shape)(input)
 
 
-def unsqueeze(input: Any, dim: int):
+def unsqueeze(input: Any, dim: int) -> Any:
+    """Insert a size-1 axis at ``dim`` (in the output's numbering)."""
+    check_tensor(input, "input", "unsqueeze")
     d = normalize_dim(dim, input.ndim + 1, "unsqueeze")
     shape = input.shape[:d] + (1,) + input.shape[d:]
     return ReshapeFn(shape)(input)
 
 
-def _check_sequence(tensors: Any, op: str) -> list:
-    from ..tensor import Tensor
+def torch_index_message(error: Exception) -> str:
+    """NumPy's IndexError text in PyTorch's words ("dimension", "tensor")."""
+    return str(error).replace("axis", "dimension").replace("array", "tensor")
 
+
+def getitem(input: Any, index: Any) -> Any:
+    """``input[index]`` with NumPy's (and PyTorch's) indexing rules; raw arrays in ``index``.
+
+    Unlike PyTorch, negative slice steps are allowed (``x[::-1]``), as in NumPy.
+    """
+    try:
+        return GetitemFn(index)(input)
+    except IndexError as error:
+        raise IndexError(torch_index_message(error)) from None
+
+
+def setitem(input: Any, index: Any, value: Any) -> Any:
+    """Out-of-place ``input[index] = value`` recorded in the graph (see ``SetitemFn``)."""
+    try:
+        return SetitemFn(index)(input, value)
+    except IndexError as error:
+        raise IndexError(torch_index_message(error)) from None
+    except ValueError as error:
+        raise RuntimeError(f"setitem: {error}") from None
+
+
+def _check_sequence(tensors: Any, op: str) -> list:
     if not isinstance(tensors, list | tuple):
-        raise TypeError(f"{op}(): argument 'tensors' must be a tuple or list of Tensors, "
+        raise TypeError(f"{op}(): argument 'tensors' must be tuple of Tensors, "
                         f"not {type(tensors).__name__}")
     if len(tensors) == 0:
         raise ValueError(f"{op}(): expected a non-empty list of Tensors")
@@ -237,9 +348,24 @@ def _check_sequence(tensors: Any, op: str) -> list:
     return list(tensors)
 
 
-def cat(tensors: Any, dim: int = 0):
+def _common_dtype(tensors: list) -> list:
+    """Cast the tensors to PyTorch's common result dtype (int64 + float32 -> float32)."""
+    from .elementwise import _cast, promote_types
+
+    dtype = tensors[0].data.dtype
+    if builtins.all(t.data.dtype == dtype for t in tensors):
+        return tensors
+    for t in tensors[1:]:
+        dtype = promote_types(dtype, t.data.dtype)
+    return [_cast(t, dtype) for t in tensors]
+
+
+def cat(tensors: Any, dim: int = 0) -> Any:
+    """Concatenate along an existing axis; all other sizes must match."""
     tensors = _check_sequence(tensors, "cat")
     first = tensors[0]
+    if first.ndim == 0:
+        raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
     d = normalize_dim(dim, first.ndim, "cat")
     for i, t in enumerate(tensors):
         if t.ndim != first.ndim:
@@ -251,37 +377,53 @@ def cat(tensors: Any, dim: int = 0):
                     f"Sizes of tensors must match except in dimension {d}. Expected size "
                     f"{first.shape[k]} but got size {t.shape[k]} for tensor number {i} in the list."
                 )
-    return CatFn(d)(*tensors)
+    return CatFn(d)(*_common_dtype(tensors))
 
 
 concat = cat
 
 
-def stack(tensors: Any, dim: int = 0):
+def stack(tensors: Any, dim: int = 0) -> Any:
+    """Stack equal-shaped tensors along a new axis ``dim``."""
     tensors = _check_sequence(tensors, "stack")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
-            raise RuntimeError(f"stack expects each tensor to be equal size, but got "
-                               f"{list(tensors[0].shape)} at entry 0 and {list(t.shape)} at entry {i}")
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {list(tensors[0].shape)} "
+                f"at entry 0 and {list(t.shape)} at entry {i}"
+            )
     d = normalize_dim(dim, tensors[0].ndim + 1, "stack")
-    return StackFn(d)(*tensors)
+    return StackFn(d)(*_common_dtype(tensors))
 
 
-def expand(input: Any, *sizes: Any):
+def expand(input: Any, *sizes: Any) -> Any:
+    """Broadcast to ``sizes`` without copying; -1 keeps a size. New axes go in front."""
+    check_tensor(input, "input", "expand")
     if len(sizes) == 1 and isinstance(sizes[0], tuple | list):
         sizes = tuple(sizes[0])
+    sizes = tuple(int(s) for s in sizes)
     if len(sizes) < input.ndim:
         raise RuntimeError(
             f"expand(torch.FloatTensor{{{list(input.shape)}}}, size={list(sizes)}): the number of "
-            f"sizes provided ({len(sizes)}) must be greater or equal to the number of dimensions in "
-            f"the tensor ({input.ndim})"
+            f"sizes provided ({len(sizes)}) must be greater or equal to the number of dimensions "
+            f"in the tensor ({input.ndim})"
         )
     offset = len(sizes) - input.ndim
     shape = []
     for i, s in enumerate(sizes):
-        old = input.shape[i - offset] if i >= offset else 1
+        if i < offset:
+            if s < 0:
+                raise RuntimeError(
+                    f"The expanded size of the tensor ({s}) isn't allowed in a leading, "
+                    f"non-existing dimension {i}"
+                )
+            shape.append(s)
+            continue
+        old = input.shape[i - offset]
         if s == -1:
             s = old
+        elif s < 0:
+            raise RuntimeError(f"expand(): the size {s} at dimension {i} is negative")
         elif old != 1 and old != s:
             raise RuntimeError(
                 f"The expanded size of the tensor ({s}) must match the existing size ({old}) at "
@@ -292,12 +434,29 @@ def expand(input: Any, *sizes: Any):
     return ExpandFn(tuple(shape))(input)
 
 
-def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None):
-    """Constant padding with F.pad's convention: (left, right, top, bottom, ...) from the last axis."""
+def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None) -> Any:
+    """Constant padding with F.pad's convention: (left, right, top, bottom, ...) from the last axis.
+
+    Negative amounts crop, as in PyTorch.
+    """
+    check_tensor(input, "input", "pad")
     if mode != "constant":
         raise NotImplementedError(f"pad(): only mode='constant' is implemented, got mode={mode!r}")
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise ValueError(f"pad(): padding length must be even and at most 2*input.ndim "
-                         f"({2 * input.ndim}), got {len(pad)}")
+        raise ValueError(
+            "Padding length must be divisible by 2 and at most 2*input.ndim "
+            f"({2 * input.ndim}), got {len(pad)}"
+        )
+    for i in range(len(pad) // 2):
+        size = input.shape[input.ndim - 1 - i]
+        new_size = size + pad[2 * i] + pad[2 * i + 1]
+        if new_size < 0 or size + builtins.min(pad[2 * i], 0) < 0 or (
+            size + builtins.min(pad[2 * i + 1], 0) < 0
+        ):
+            raise RuntimeError(
+                f"The input size {size}, plus negative padding {pad[2 * i]} and "
+                f"{pad[2 * i + 1]} resulted in a negative output size, which is invalid. Check "
+                f"dimension {input.ndim - 1 - i} of your input."
+            )
     return PadFn(pad, 0.0 if value is None else value)(input)

@@ -1,0 +1,177 @@
+"""The ``deepnotes`` command line.
+
+    deepnotes train [--model digits_cnn] [--epochs 10] [--optimizer adam] ...
+    deepnotes --version
+
+Each subcommand registers itself with :func:`_add_train` style functions on the subparsers, and
+sets ``func`` to the function that runs it; later subcommands (``summary``, ``experiment``) slot in
+the same way. Heavy imports (the framework, matplotlib, scikit-learn) happen only when a command
+runs, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+DESCRIPTION = """\
+deepnotes: deep learning from first principles, on NumPy, with PyTorch's API.
+
+Every op is a hand-derived forward/backward checked against PyTorch. These commands
+train and inspect models with it on a laptop CPU."""
+
+TRAIN_DESCRIPTION = """\
+Train a model on the 8x8 handwritten digits (scikit-learn's bundled copy: 1,797
+images, split 80/20 per class with a fixed seed; nothing is downloaded).
+
+Prints train/test loss and accuracy after every epoch, and writes into OUT/NAME/:
+  checkpoint.safetensors  model + optimizer state + epoch (no pickle; rewritten
+                          atomically every epoch; read it back with deepnotes.load)
+  metrics.json            per-epoch numbers, the config, final accuracy, wall time
+  metrics.csv             one row per epoch
+  curves.png              loss and accuracy per epoch, train vs test
+
+The defaults reach about 98% test accuracy in a few seconds on 2 CPU cores."""
+
+TRAIN_EPILOG = """\
+examples:
+  deepnotes train
+  deepnotes train --model mlp --epochs 30 --optimizer sgd --lr 0.1
+  deepnotes train --epochs 5 --seed 1 --out /tmp/runs --name try1 --quiet"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the hand-wrapped descriptions; append "(default: X)" where there is a real default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.default is None or action.default is False  # (0 == False, so "is")
+        if not hidden and action.default != argparse.SUPPRESS and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got '{text}'") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    # Kept free of heavy imports: the model list and defaults are plain data.
+    from .train import DEFAULT_LR, LR_SCHEDULES, TrainConfig
+
+    defaults = TrainConfig()
+    p = subparsers.add_parser(
+        "train", help="train a model on the 8x8 digits and save checkpoint, metrics and curves",
+        description=TRAIN_DESCRIPTION, epilog=TRAIN_EPILOG, formatter_class=_Formatter)
+    p.add_argument("--model", default=defaults.model, metavar="NAME",
+                   help="model to train (digits_cnn, mlp; see deepnotes.models.list_models()); "
+                        "it must take 1x8x8 images")
+    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs, metavar="N",
+                   help="passes over the training set")
+    p.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size, metavar="B",
+                   help="samples per mini-batch")
+    p.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default=defaults.optimizer,
+                   help="update rule")
+    p.add_argument("--lr", type=_positive_float, default=None, metavar="LR",
+                   help="learning rate (default: "
+                        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
+    p.add_argument("--momentum", type=_non_negative_float, default=defaults.momentum, metavar="M",
+                   help="SGD momentum (ignored by adam)")
+    p.add_argument("--weight-decay", type=_non_negative_float, default=defaults.weight_decay,
+                   metavar="W", help="L2 penalty coefficient added to the gradient")
+    p.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=defaults.lr_schedule,
+                   help="cosine: anneal the lr to 0 over the epochs (one step per epoch); "
+                        "constant: keep it")
+    p.add_argument("--seed", type=int, default=defaults.seed, metavar="S",
+                   help="seed of weight init and shuffling (deepnotes.manual_seed)")
+    p.add_argument("--out", default=defaults.out, metavar="DIR",
+                   help="parent directory of the run directories")
+    p.add_argument("--name", default=None, metavar="NAME",
+                   help="run directory name (default: MODEL-YYYYmmdd-HHMMSS, made unique)")
+    p.add_argument("--threads", type=_positive_int, default=defaults.threads, metavar="T",
+                   help="threads of NumPy's BLAS; this model's matrices are small, and 1 thread "
+                        "is fastest (more threads only add synchronisation)")
+    p.add_argument("--limit-batches", type=_positive_int, default=None, metavar="N",
+                   help="use at most N batches per epoch for training and for testing "
+                        "(quick smoke runs)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars or per-epoch lines; print only the final summary")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .models import list_models
+    from .train import TrainConfig, train
+
+    if args.model not in list_models():
+        print(f"deepnotes train: error: unknown model '{args.model}'; available: "
+              f"{', '.join(list_models())}", file=sys.stderr)
+        return 2
+    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
+                         weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
+                         seed=args.seed, threads=args.threads, out=args.out,
+                         name=args.name, quiet=args.quiet, limit_batches=args.limit_batches)
+    try:
+        train(config)
+    except ValueError as err:  # bad combination of settings (e.g. a model that does not fit)
+        print(f"deepnotes train: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; the checkpoint of the last finished epoch is kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per command."""
+    parser = argparse.ArgumentParser(prog="deepnotes", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"deepnotes {__version__}")
+    subparsers = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    _add_train(subparsers)
+    # Later: _add_summary(subparsers), _add_experiment(subparsers).
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``deepnotes`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The ``deepnotes`` command line: help texts, version, and short ``deepnotes train`` runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import deepnotes as dn
+from deepnotes import train as train_module
+from deepnotes.cli import main
+from deepnotes.models import get_model
+
+SHORT = ["--epochs", "1", "--limit-batches", "3", "--quiet"]
+
+
+def test_top_level_help_lists_the_train_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: deepnotes" in out and "train" in out and "--version" in out
+
+
+def test_train_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--model", "--epochs", "--batch-size", "--lr", "--optimizer", "--momentum",
+                   "--weight-decay", "--seed", "--out", "--name", "--quiet", "--limit-batches",
+                   "checkpoint.safetensors", "metrics.json", "curves.png"):
+        assert option in out, option
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"deepnotes {dn.__version__}"
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: deepnotes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["train", "--epochs", "0"], ["train", "--lr", "-1"],
+                                  ["train", "--optimizer", "rmsprop"], ["train", "--bogus"],
+                                  ["fly"]])
+def test_bad_arguments_exit_with_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_unknown_or_unfit_model_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--model", "nope", "--out", str(tmp_path)] + SHORT) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["train", "--model", "lenet5", "--out", str(tmp_path)] + SHORT) == 2
+    assert "does not accept (1, 8, 8) inputs" in capsys.readouterr().err
+
+
+def test_train_writes_checkpoint_metrics_and_curves(tmp_path, capsys):
+    code = main(["train", "--out", str(tmp_path), "--name", "smoke", "--epochs", "2",
+                 "--limit-batches", "3", "--seed", "7"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "epoch 1/2" in captured.out and "epoch 2/2" in captured.out
+    assert "test loss" in captured.out and "final test accuracy" in captured.out
+    run = tmp_path / "smoke"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint.safetensors", "curves.png", "metrics.csv", "metrics.json"]
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["config"]["seed"] == 7 and metrics["config"]["model"] == "digits_cnn"
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert metrics["final_test_acc"] == metrics["epochs"][-1]["test_acc"]
+    assert 0 <= metrics["final_test_acc"] <= 1 and metrics["wall_time_s"] > 0
+    assert metrics["model_params"] == 24058
+
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert float(rows[1]["test_acc"]) == pytest.approx(metrics["epochs"][1]["test_acc"])
+
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    checkpoint = dn.load(run / "checkpoint.safetensors")
+    assert checkpoint["epoch"] == 2
+    assert checkpoint["config"]["name"] == "smoke"
+    model = get_model("digits_cnn")
+    result = model.load_state_dict(checkpoint["model"])
+    assert not result.missing_keys and not result.unexpected_keys
+    assert set(checkpoint["optimizer"]) == {"state", "param_groups"}
+    assert all(isinstance(k, int) for k in checkpoint["optimizer"]["state"])
+
+
+def test_train_is_reproducible_with_a_seed_and_default_names_do_not_collide(tmp_path):
+    for _ in range(2):
+        assert main(["train", "--out", str(tmp_path), "--model", "mlp", "--optimizer", "sgd",
+                     "--lr-schedule", "constant", "--seed", "3"] + SHORT) == 0
+    runs = sorted(tmp_path.iterdir())
+    assert len(runs) == 2 and all(r.name.startswith("mlp-") for r in runs)
+    first, second = (json.loads((r / "metrics.json").read_text())["epochs"] for r in runs)
+    assert first[0]["lr"] == 0.05  # sgd's default lr, kept constant
+    for a, b in zip(first, second):
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert a[key] == b[key]
+    w1 = dn.load(runs[0] / "checkpoint.safetensors")["model"]["fc1.weight"].data
+    w2 = dn.load(runs[1] / "checkpoint.safetensors")["model"]["fc1.weight"].data
+    np.testing.assert_array_equal(w1, w2)
+
+
+def test_threads_option_applies_to_the_run_only(tmp_path, monkeypatch):
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    with threadpool_limits(limits=2, user_api="blas"):  # start from 2 threads, ask for 1
+        before = blas_threads()
+        assert before and all(n == 2 for n in before)
+        seen = []
+        original = train_module._train
+
+        def spy(*args, **kwargs):
+            seen.append(blas_threads())
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(train_module, "_train", spy)
+        assert main(["train", "--out", str(tmp_path), "--threads", "1"] + SHORT) == 0
+        assert seen == [[1] * len(before)]
+        assert blas_threads() == before
+
+
+def test_console_script_module_runs():
+    done = subprocess.run([sys.executable, "-m", "deepnotes.cli", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"deepnotes {dn.__version__}"
