@@ -8,9 +8,9 @@ Workloads:
     lenet5   one SGD step of LeNet-5 (cross-entropy), batch 128x1x28x28
     mlp      one SGD step of an MLP 784-512-512-10 (cross-entropy), batch 256
 
-Each workload runs ``--warmup`` times untimed, then ``--repeat`` timed runs, alternating between
-the two frameworks; the table shows the median in milliseconds and the ratio deepnotes / torch
-(lower is better, 1.0 = as fast as PyTorch).
+Each workload runs, per framework, ``--warmup`` untimed and ``--repeat`` timed runs, in two blocks
+ordered deepnotes, torch, torch, deepnotes; the table shows the median in milliseconds and the
+ratio deepnotes / torch (lower is better, 1.0 = as fast as PyTorch).
 
 NumPy's BLAS reads its thread count from the environment when it is first imported, so this
 script sets OMP/OPENBLAS/MKL thread variables from ``--threads`` before importing NumPy, and calls
@@ -54,18 +54,21 @@ def time_pair(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int,
               warmup: int) -> tuple[float, float]:
     """Median wall times of ``ours()`` and ``theirs()`` in milliseconds.
 
-    The timed runs alternate (ours, theirs, ours, ...), so a burst of load from elsewhere on the
-    machine slows both sides alike instead of only the one that happened to be running.
+    Timed in blocks ordered ours, theirs, theirs, ours (ABBA), each block starting with ``warmup``
+    untimed runs, so that slow drift of the machine's load affects both sides alike. Runs are not
+    interleaved one by one: after a call, each framework's worker threads keep spinning for a
+    moment (OpenBLAS for NumPy, OpenMP for torch) and would steal the cores from the other side.
     """
-    for _ in range(warmup):
-        ours()
-        theirs()
     times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeat):
-        for fn, bucket in ((ours, times[0]), (theirs, times[1])):
+    half = max(1, repeat // 2)
+    for side in (0, 1, 1, 0):
+        fn = (ours, theirs)[side]
+        for _ in range(warmup):
+            fn()
+        for _ in range(half):
             start = time.perf_counter()
             fn()
-            bucket.append((time.perf_counter() - start) * 1e3)
+            times[side].append((time.perf_counter() - start) * 1e3)
     return statistics.median(times[0]), statistics.median(times[1])
 
 

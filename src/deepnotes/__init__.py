@@ -87,3 +87,7 @@ float = float32  # noqa: A001 - torch.float
 int = int32  # noqa: A001 - torch.int
 
 __version__ = "0.1.0"
+
+# The subpackages, so that ``import deepnotes as dn`` gives dn.nn, dn.optim, ... as torch does.
+from . import data, models, nn, optim  # noqa: E402
+from .threads import get_num_threads, set_num_threads  # noqa: E402

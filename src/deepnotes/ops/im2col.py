@@ -136,9 +136,10 @@ def col2im(
     """The adjoint of :func:`im2col`: add every column entry back onto the pixel it was read from.
 
     For each of the kH*kW kernel offsets (i, j), the block ``cols[(:, i, j), :]`` holds one value
-    per (channel, output pixel); it is added to the strided slice of the padded input that offset
-    i, j read, ``x_padded[:, :, i*dH + sH*oh, j*dW + sW*ow]``. Pixels covered by several patches
-    receive the sum. The padding border is cut off at the end (its gradient is discarded).
+    per (channel, sample, output pixel); it is added to the strided slice of the padded input that
+    offset i, j read, ``x_padded[:, :, i*dH + sH*oh, j*dW + sW*ow]``: kH*kW vectorised adds, no
+    loop over pixels. Pixels covered by several patches receive the sum. The padding border is cut
+    off at the end (its gradient is discarded).
 
     Args:
         cols: (C*kH*kW, N*L) in the layout of :func:`im2col`.
@@ -153,7 +154,7 @@ def col2im(
     h_out, w_out = conv_output_size((h, w), (kh, kw), (sh, sw), ((pt, pb), (pl, pr)), (dh, dw))
     xp = backend.array_module(cols)
     blocks = cols.reshape(c, kh, kw, n, h_out, w_out)                  # (C, kH, kW, N, Ho, Wo)
-    # Accumulate channel-first, (C, N, H_pad, W_pad), so each added block is contiguous.
+    # Accumulate channel-first, (C, N, H_pad, W_pad), so that each added block is contiguous.
     grad = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=cols.dtype)
     for i in range(kh):
         rows = slice(i * dh, i * dh + sh * (h_out - 1) + 1, sh)

@@ -105,7 +105,8 @@ class MaxPool2dFn(Function):
                 better = window > y
                 if nan_aware:
                     better |= np.isnan(window)
-                arg = np.where(better, arg.dtype.type(k), arg)
+                # arg = k where better. k only grows during the scan, so that is a running max.
+                np.maximum(arg, better * arg.dtype.type(k), out=arg)
             np.maximum(y, window, out=y)     # (np.maximum propagates NaN, like PyTorch)
         if self.needs_input_grad:
             self.arg, self.pads, self.x_shape = arg, pads, x.shape
@@ -127,10 +128,16 @@ class MaxPool2dFn(Function):
         (top, bottom), (left, right) = self.pads
         h_out, w_out = grad_y.shape[2:]
         xp = backend.array_module(grad_y)
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        # Windows that do not overlap (e.g. 2x2, stride 2) touch disjoint slices: write, not add.
+        disjoint = sh >= dh * (kh - 1) + 1 and sw >= dw * (kw - 1) + 1
         grad_pad = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=grad_y.dtype)
         for k, (i, j) in enumerate(product(range(kh), range(kw))):
             index = _offset_slices(i, j, self.dilation, self.stride, (h_out, w_out))
-            grad_pad[index] += grad_y * (self.arg == k)      # g goes only where offset k won
+            if disjoint:
+                np.multiply(grad_y, self.arg == k, out=grad_pad[index])  # g only where k won
+            else:
+                grad_pad[index] += grad_y * (self.arg == k)
         grad_x = grad_pad[:, :, top:top + h, left:left + w]
         if top or bottom or left or right:
             grad_x = xp.ascontiguousarray(grad_x)
