@@ -7,6 +7,8 @@ Workloads:
              forward + backward of y.sum() (gradients of x and w)
     lenet5   one SGD step of LeNet-5 (cross-entropy), batch 128x1x28x28
     mlp      one SGD step of an MLP 784-512-512-10 (cross-entropy), batch 256
+    lstm     nn.LSTM(64, 128), one layer, time-major x (32, 32, 64) (T, N, input);
+             forward + backward of out.sum() (gradients of x and every parameter)
 
 Each workload runs, per framework, ``--warmup`` untimed and ``--repeat`` timed runs, in two blocks
 ordered deepnotes, torch, torch, deepnotes; the table shows the median in milliseconds and the
@@ -32,7 +34,7 @@ from typing import Any
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-WORKLOADS = ("conv2d", "lenet5", "mlp")
+WORKLOADS = ("conv2d", "lenet5", "mlp", "lstm")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -149,12 +151,35 @@ def mlp_workload(np: Any, dn: Any, torch: Any) -> tuple[Callable, Callable]:
     return _sgd_step_workload(np, dn, torch, dn_model, t_model, (256, 784))
 
 
+def lstm_workload(np: Any, dn: Any, torch: Any) -> tuple[Callable, Callable]:
+    dn_model, t_model = dn.nn.LSTM(64, 128), torch.nn.LSTM(64, 128)
+    t_model.load_state_dict({k: torch.from_numpy(np.array(v.data))
+                             for k, v in dn_model.state_dict().items()})
+    x = np.random.default_rng(2).standard_normal((32, 32, 64)).astype(np.float32)
+    dn_x = dn.tensor(x, requires_grad=True)
+    t_x = torch.tensor(x, requires_grad=True)
+
+    def ours() -> None:
+        dn_model.zero_grad()
+        dn_x.grad = None
+        dn_model(dn_x)[0].sum().backward()
+
+    def theirs() -> None:
+        t_model.zero_grad()
+        t_x.grad = None
+        t_model(t_x)[0].sum().backward()
+
+    return ours, theirs
+
+
 DESCRIPTIONS = {
     "conv2d": "conv2d 3x3 fwd+bwd, 32x64x32x32",
     "lenet5": "LeNet-5 SGD step, batch 128",
     "mlp": "MLP 784-512-512-10 SGD step, batch 256",
+    "lstm": "LSTM 64->128 fwd+bwd, T=32, N=32",
 }
-BUILDERS = {"conv2d": conv2d_workload, "lenet5": lenet5_workload, "mlp": mlp_workload}
+BUILDERS = {"conv2d": conv2d_workload, "lenet5": lenet5_workload, "mlp": mlp_workload,
+            "lstm": lstm_workload}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,8 @@ def test_train_help_documents_every_option(capsys):
     out = capsys.readouterr().out
     for option in ("--model", "--epochs", "--batch-size", "--lr", "--optimizer", "--momentum",
                    "--weight-decay", "--seed", "--out", "--name", "--quiet", "--limit-batches",
-                   "checkpoint.safetensors", "metrics.json", "curves.png"):
+                   "--grad-clip", "--resume", "checkpoint.safetensors", "metrics.json",
+                   "curves.png"):
         assert option in out, option
 
 
@@ -60,9 +61,45 @@ def test_bad_arguments_exit_with_usage_error(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
-def test_unknown_or_unfit_model_is_a_clear_error(tmp_path, capsys):
-    assert main(["train", "--model", "nope", "--out", str(tmp_path)] + SHORT) == 2
-    assert "unknown model 'nope'" in capsys.readouterr().err
+# Flags out of range: an argparse error (exit status 2) naming the flag and the bad value.
+BAD_FLAGS = [
+    (["--epochs", "0"], "argument --epochs: expected a positive integer, got 0"),
+    (["--epochs", "-3"], "argument --epochs: expected a positive integer, got -3"),
+    (["--epochs", "2.5"], "argument --epochs: expected a positive integer, got '2.5'"),
+    (["--batch-size", "0"], "argument --batch-size: expected a positive integer, got 0"),
+    (["--batch-size", "-64"], "argument --batch-size: expected a positive integer, got -64"),
+    (["--lr", "0"], "argument --lr: expected a positive finite number, got 0.0"),
+    (["--lr", "-0.1"], "argument --lr: expected a positive finite number, got -0.1"),
+    (["--lr", "nan"], "argument --lr: expected a positive finite number, got nan"),
+    (["--lr", "inf"], "argument --lr: expected a positive finite number, got inf"),
+    (["--lr", "fast"], "argument --lr: expected a positive number, got 'fast'"),
+    (["--momentum", "-0.9"], "argument --momentum: expected a finite number >= 0, got -0.9"),
+    (["--weight-decay", "nan"], "argument --weight-decay: expected a finite number >= 0, got nan"),
+    (["--grad-clip", "0"], "argument --grad-clip: expected a positive finite number, got 0.0"),
+    (["--grad-clip", "nan"], "argument --grad-clip: expected a positive finite number, got nan"),
+    (["--limit-batches", "0"], "argument --limit-batches: expected a positive integer, got 0"),
+    (["--threads", "0"], "argument --threads: expected a positive integer, got 0"),
+    (["--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    (["--model", "resnet9000"], "argument --model: unknown model 'resnet9000'; available: "
+                                "digits_cnn, lenet5, mlp"),
+    (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop' (choose from "),
+    (["--lr-schedule", "linear"], "argument --lr-schedule: invalid choice: 'linear'"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
+def test_flags_out_of_range_are_usage_errors_naming_flag_and_value(argv, message, capsys,
+                                                                    tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--out", str(tmp_path)] + argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: deepnotes train" in err
+    assert message in err
+    assert not list(tmp_path.iterdir())  # nothing was started
+
+
+def test_unfit_model_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--model", "lenet5", "--out", str(tmp_path)] + SHORT) == 2
     assert "does not accept (1, 8, 8) inputs" in capsys.readouterr().err
 

@@ -251,3 +251,200 @@ def test_no_pickle_is_used(tmp_path, monkeypatch):
                    if key != "__metadata__")
     assert len(raw) == 8 + header_len + data_end
     assert all(isinstance(v, str) for v in header["__metadata__"].values())
+
+
+# -- hostile and foreign files: validated before anything is allocated ---------------------------
+def _craft(path, header, data=b"", header_len=None):
+    """Write a safetensors-shaped file from a header (dict or raw bytes) and a data section."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    length = len(raw) if header_len is None else header_len
+    path.write_bytes(struct.pack("<Q", length) + raw + data)
+    return path
+
+
+def _load_with_peak_memory(path):
+    """dn.load(path) -> (exception, peak bytes traced by tracemalloc, NumPy's arrays included)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        dn.load(path)
+    except dn_io.CheckpointError as err:
+        return err, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    raise AssertionError(f"{path} loaded without an error")
+
+
+F32_4 = {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}
+
+HOSTILE = {
+    # case: (header, data, header_len override, expected message)
+    "header_length_2_60": ({"w": F32_4}, bytes(16), 2**60, "header length field says 1152921"),
+    "header_length_past_end": ({"w": F32_4}, bytes(16), 10**6, "has only"),
+    "100_GB_tensor": ({"w": {"dtype": "F32", "shape": [25 * 10**9],
+                             "data_offsets": [0, 10**11]}}, bytes(16), None,
+                      "at bytes [0, 100000000000) of the data section, which has only 16 bytes"),
+    "shape_disagrees_with_offsets": ({"w": {"dtype": "F32", "shape": [10**9, 10**9],
+                                            "data_offsets": [0, 16]}}, bytes(16), None,
+                                     "which needs 4000000000000000000 bytes"),
+    "overlap": ({"a": F32_4, "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}},
+                bytes(16), None, "overlapping tensors: 'b' starts at byte 8, inside 'a'"),
+    "gap": ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}, bytes(16), None,
+            "8 unindexed bytes before tensor 'a'"),
+    "trailing_bytes": ({"w": F32_4}, bytes(20), None, "4 bytes after the last tensor"),
+    "unknown_dtype": ({"w": {"dtype": "F33", "shape": [4], "data_offsets": [0, 16]}},
+                      bytes(16), None, "tensor 'w' of dtype 'F33'; expected one of BOOL, U8"),
+    "bfloat16": ({"w": {"dtype": "BF16", "shape": [8], "data_offsets": [0, 16]}}, bytes(16),
+                 None, "dtype 'BF16'; expected one of"),
+    "dtype_not_a_string": ({"w": {"dtype": 7, "shape": [4], "data_offsets": [0, 16]}},
+                           bytes(16), None, "dtype 7"),
+    "negative_shape": ({"w": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}},
+                       bytes(16), None, "shape [-4]; expected a list of non-negative"),
+    "float_shape": ({"w": {"dtype": "F32", "shape": [4.0], "data_offsets": [0, 16]}},
+                    bytes(16), None, "expected a list of non-negative integers"),
+    "reversed_offsets": ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}},
+                         bytes(16), None, "data_offsets [16, 0]; expected [begin, end]"),
+    "missing_field": ({"w": {"dtype": "F32", "shape": [4]}}, bytes(16), None,
+                      "corrupt header entry for tensor 'w'"),
+    "header_is_a_list": (b"[1, 2]", b"", None, "does not start with '{'"),
+    "header_not_json": (b"{not json", b"", None, "header is not valid JSON"),
+    "header_not_utf8": (b"{\xff\xfe}", b"", None, "header is not valid JSON"),
+    "duplicate_tensor_name": (b'{"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}, '
+                              b'"w": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}}',
+                              bytes(2), None, "duplicate key 'w'"),
+    "metadata_not_strings": ({"__metadata__": {"format": 1}}, b"", None,
+                             "__metadata__ must map strings to strings"),
+    "deeply_nested_structure": ({"__metadata__": {"format": "deepnotes", "version": "1",
+                                                  "deepnotes": "[" * 100_000 + "]" * 100_000}},
+                                b"", None, "corrupt structure header"),
+    "future_format_version": ({"__metadata__": {"format": "deepnotes", "version": "99",
+                                                "deepnotes": "{}"}}, b"", None,
+                              "format version '99'; this deepnotes reads version '1'"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_headers_give_a_clear_error_and_allocate_nothing_big(tmp_path, case):
+    header, data, header_len, message = HOSTILE[case]
+    path = _craft(tmp_path / f"{case}.safetensors", header, data, header_len)
+    err, peak = _load_with_peak_memory(path)
+    assert f"'{path}'" in str(err)  # names the file
+    assert message in str(err)
+    assert peak < 5 * 2**20, f"loading {case} allocated {peak / 2**20:.1f} MiB"
+    if case not in ("deeply_nested_structure", "future_format_version"):  # container-level
+        with pytest.raises(dn_io.CheckpointError, match="deepnotes.load"):
+            dn_io.read_metadata(path)
+
+
+def test_a_checkpoint_whose_header_claims_huge_tensors_is_rejected_before_reading_data(
+        tmp_path, monkeypatch):
+    """Only the header is read: no tensor buffer is made when the header is inconsistent."""
+    path = tmp_path / "big.safetensors"
+    dn.save({"w": dn.ones(8)}, path)
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    header["w"]["shape"] = [2**40]  # 4 TiB of float32
+    _craft(path, header, raw[8 + n:])
+    made = []
+    real_empty = np.empty
+
+    def spy(*args, **kwargs):
+        made.append(args)
+        return real_empty(*args, **kwargs)
+
+    monkeypatch.setattr(dn_io.np, "empty", spy)
+    with pytest.raises(dn_io.CheckpointError, match="which needs 4398046511104 bytes"):
+        dn.load(path)
+    assert made == []
+
+
+@pytest.mark.parametrize("kind", ["torch_zip", "pickle", "npy", "text", "directory"])
+def test_foreign_files_are_refused_with_a_clear_error(tmp_path, kind):
+    import pickle
+
+    path = tmp_path / f"model.{kind}"
+    if kind == "torch_zip":
+        torch.save({"w": torch.ones(2)}, path)
+        message = "zip archive, like the files torch.save writes"
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"w": [1, 2]}))
+        message = "is a Python pickle; deepnotes never unpickles"
+    elif kind == "npy":
+        np.save(path, np.ones(3))  # the name already ends in .npy
+        message = "NumPy .npy file"
+    elif kind == "text":
+        path.write_text("epoch,loss\n1,0.5\n" * 10)
+        message = "header length field says"
+    else:
+        path.mkdir()
+        with pytest.raises(IsADirectoryError, match="is a directory, not a checkpoint"):
+            dn.load(path)
+        return
+    with pytest.raises(dn_io.CheckpointError, match=message) as info:
+        dn.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_unsupported_dtype_from_torch_is_named(tmp_path):
+    path = tmp_path / "bf16.safetensors"
+    torch_save_file({"w": torch.ones(3, dtype=torch.bfloat16)}, str(path))
+    with pytest.raises(dn_io.CheckpointError, match=r"tensor 'w' of dtype 'BF16'.*bfloat16"):
+        dn.load(path)
+
+
+def test_every_dtype_written_by_safetensors_reads_back_exactly(tmp_path):
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(1)
+    arrays = {str(dt): (rng.standard_normal((2, 3)) * 100).astype(dt)
+              for dt in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")}
+    arrays["bool"] = np.array([[True, False, True]])
+    arrays["empty"] = np.zeros((0, 3), dtype=np.float32)
+    arrays["scalar"] = np.array(7, dtype=np.int64)
+    save_file(arrays, str(tmp_path / "all.safetensors"))
+    loaded = dn.load(tmp_path / "all.safetensors")
+    assert sorted(loaded) == sorted(arrays)
+    for name, array in arrays.items():
+        assert loaded[name].dtype == array.dtype and loaded[name].shape == array.shape, name
+        np.testing.assert_array_equal(loaded[name].data, array)
+        assert loaded[name].data.flags.writeable
+
+
+def test_big_ints_are_json_safe_strings_and_come_back_exactly(tmp_path):
+    obj = {"state": 2**127 + 12345, "neg": -(2**60), "edge": 2**53, "small": 7}
+    path = tmp_path / "ints.safetensors"
+    dn.save(obj, path)
+    assert dn.load(path) == obj
+    structure = json.loads(dn_io.read_metadata(path)["deepnotes"])
+    assert structure == {"state": {"$int": str(2**127 + 12345)}, "neg": {"$int": str(-(2**60))},
+                         "edge": 2**53, "small": 7}
+
+
+def test_metadata_names_the_library_version_and_reads_without_tensors(tmp_path):
+    path = tmp_path / "m.safetensors"
+    dn.save({"epoch": 3, "w": dn.ones(2)}, path)
+    metadata = dn_io.read_metadata(path)
+    assert metadata["format"] == "deepnotes" and metadata["version"] == dn_io.FORMAT_VERSION
+    assert metadata["library"] == f"deepnotes {dn.__version__}"
+    assert json.loads(metadata["deepnotes"]) == {"epoch": 3, "w": {"$tensor": "w"}}
+
+
+def test_temporaries_of_dead_writers_are_removed_by_the_next_save(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    path = tmp_path / "ckpt.safetensors"
+    stale = tmp_path / f".ckpt.safetensors.{dead_pid}.abc123.tmp"
+    alive = tmp_path / f".ckpt.safetensors.{os.getppid()}.def456.tmp"  # our parent: alive
+    other = tmp_path / f".other.safetensors.{dead_pid}.ghi789.tmp"     # another file's
+    for p in (stale, alive, other):
+        p.write_bytes(b"half a checkpoint")
+    dn.save({"epoch": 1}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["ckpt.safetensors", alive.name, other.name])
+    assert dn.load(path) == {"epoch": 1}

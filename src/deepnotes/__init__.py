@@ -66,7 +66,7 @@ from .ops.elementwise import (
     where,
 )
 from .ops.matmul import matmul
-from .ops.reduce import amax, amin, argmax, argmin, max, mean, min, std, sum, var
+from .ops.reduce import amax, amin, argmax, argmin, logsumexp, max, mean, min, std, sum, var
 from .ops.shape import (
     cat,
     concat,
@@ -89,5 +89,5 @@ int = int32  # noqa: A001 - torch.int
 __version__ = "0.1.0"
 
 # The subpackages, so that ``import deepnotes as dn`` gives dn.nn, dn.optim, ... as torch does.
-from . import data, models, nn, optim  # noqa: E402
+from . import analysis, data, models, nn, optim  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402

@@ -49,9 +49,18 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
         if isinstance(leaf, Tensor | np.ndarray | np.generic):
             keep_dtype = True
             data = _strip_tensors(data)
-    if dtype is not None:
-        return np.array(data, dtype=np.dtype(dtype))
-    arr = np.array(data)
+    try:
+        if dtype is not None:
+            return np.array(data, dtype=np.dtype(dtype))
+        arr = np.array(data)
+    except ValueError as error:
+        if isinstance(data, list | tuple):
+            ragged = _ragged_message(data)
+            if ragged:
+                raise (TypeError if ragged.startswith("not a sequence") else ValueError)(
+                    ragged) from None
+        raise TypeError(f"tensor(): could not convert data of type {type(data).__name__} to a "
+                        f"tensor of dtype {dtype}: {error}") from None
     if keep_dtype:
         return arr
     if arr.dtype == np.float64:
@@ -64,6 +73,26 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
             f"(numpy dtype {arr.dtype}) to a tensor"
         )
     return arr
+
+
+def _ragged_message(data: Any, dim: int = 0) -> str | None:
+    """PyTorch's message for nested lists of uneven lengths ("expected sequence of length 2 at
+    dim 1 (got 1)"), or None when the lengths agree."""
+    items = [d for d in data if isinstance(d, list | tuple)]
+    if not items:
+        return None
+    if len(items) != len(data):
+        return (f"not a sequence: expected the elements at dim {dim} to be all sequences or all "
+                f"numbers (got {data!r:.60})")
+    length = len(items[0])
+    for item in items[1:]:
+        if len(item) != length:
+            return f"expected sequence of length {length} at dim {dim + 1} (got {len(item)})"
+    for item in items:
+        message = _ragged_message(item, dim + 1)
+        if message:
+            return message
+    return None
 
 
 def _unwrap_index(index: Any) -> Any:
@@ -195,7 +224,12 @@ class Tensor:
             )
         if gradient is None:
             if self.data.size != 1:
-                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+                raise RuntimeError(
+                    "grad can be implicitly created only for scalar outputs: expected a tensor "
+                    f"with 1 element, got one of shape {tuple(self.data.shape)} with "
+                    f"{self.data.size} elements (reduce it first, e.g. with .sum(), or pass "
+                    "gradient=, of the same shape)"
+                )
             grad = np.ones_like(self.data)
         else:
             grad = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
@@ -604,6 +638,9 @@ class Tensor:
     def min(self, dim: Any = None, keepdim: bool = False) -> Any:
         return _red.min(self, dim, keepdim)
 
+    def logsumexp(self, dim: Any, keepdim: bool = False) -> Tensor:
+        return _red.logsumexp(self, dim, keepdim)
+
     def amax(self, dim: Any = (), keepdim: bool = False) -> Tensor:
         return _red.amax(self, dim, keepdim)
 
@@ -733,6 +770,7 @@ class Tensor:
                 f"output with shape {list(self.data.shape)} doesn't match the broadcast shape "
                 f"{list(result.data.shape)}"
             )
+        old_fn, old_data = self._fn, self.data
         self.data = result.data
         if result._fn is not None:
             self._fn, self._index, self._requires_grad = result._fn, result._index, True
@@ -741,7 +779,16 @@ class Tensor:
         elif is_grad_enabled() and self._fn is not None:  # overwritten by a constant
             self._fn, self._requires_grad = None, False
         self._version += 1
+        if old_fn is not None:  # the node that produced the old value may have saved it
+            _function.output_modified(old_fn, self, old_data, self._version - 1)
         return self
+
+    def _bump_version(self) -> None:
+        """Count an in-place change made directly to ``self.data`` (PyTorch's version counter),
+        and tell the node that produced this tensor, which may have saved the old value."""
+        self._version += 1
+        if self._fn is not None:
+            _function.output_modified(self._fn, self, self.data, self._version - 1)
 
     def _ufunc_(self, ufunc: np.ufunc, other: Any) -> Tensor:
         """self = ufunc(self, other) in place, with PyTorch's casting rule (no float -> int)."""

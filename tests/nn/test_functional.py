@@ -3,11 +3,11 @@
 import torch
 
 import deepnotes.nn.functional as F
-from deepnotes.ops import activation, conv, dropout, loss, matmul, norm, pool, shape
+from deepnotes.ops import activation, attention, conv, dropout, loss, matmul, norm, pool, shape
 
 
 def test_every_name_is_the_op_wrapper_and_a_torch_name():
-    modules = (activation, conv, dropout, loss, matmul, norm, pool, shape)
+    modules = (activation, attention, conv, dropout, loss, matmul, norm, pool, shape)
     for name in F.__all__:
         fn = getattr(F, name)
         assert any(getattr(m, name, None) is fn for m in modules), name

@@ -124,26 +124,144 @@ def test_simple_fills_and_uniform_normal():
     assert abs(t.data.mean() - 1.0) < 0.05 and abs(t.data.std() - 0.5) < 0.03
 
 
-def test_trunc_normal_matches_torch_statistics():
+def _truncated_normal_moments(mean, std, a, b):
+    """Mean and variance of N(mean, std^2) conditioned on [a, b], from their closed forms."""
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2)))  # noqa: E731
+    mass = cdf(beta) - cdf(alpha)
+    shift = (pdf(alpha) - pdf(beta)) / mass
+    var = std**2 * (1 + (alpha * pdf(alpha) - beta * pdf(beta)) / mass - shift**2)
+    return mean + std * shift, var
+
+
+# (mean, std, a, b): wide (normal proposals), narrow, one-sided tail, far tail (uniform proposals)
+TRUNC_CASES = [(0.0, 1.0, -2.0, 2.0), (0.5, 2.0, -1.0, 3.0), (0.0, 1.0, -0.3, 0.2),
+               (1.0, 0.5, 1.8, 4.0), (0.0, 1.0, 3.0, 3.5)]
+
+
+@pytest.mark.parametrize("mean,std,a,b", TRUNC_CASES)
+def test_trunc_normal_is_the_truncated_distribution(mean, std, a, b):
+    from scipy import stats
+
     dn.manual_seed(0)
-    w = init.trunc_normal_(dn.empty(100_000, dtype=dn.float64), mean=0.5, std=2.0, a=-1.0, b=3.0)
-    theirs = _torch_sample(torch.nn.init.trunc_normal_, (100_000,), mean=0.5, std=2.0, a=-1.0,
-                           b=3.0)
-    assert w.data.min() >= -1 and w.data.max() <= 3
-    assert abs(w.data.mean() - theirs.mean()) < 0.03
-    assert abs(w.data.std() - theirs.std()) < 0.03
-    with pytest.raises(ValueError):
-        init.trunc_normal_(dn.empty(3), mean=0.0, std=1.0, a=10.0, b=11.0)
+    n = 40_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # the far-tail case warns (tested below)
+        w = init.trunc_normal_(dn.empty(n, dtype=dn.float64), mean=mean, std=std, a=a, b=b).data
+        torch.manual_seed(0)                  # (fewer: torch's tail sampler is slow)
+        theirs = torch.nn.init.trunc_normal_(torch.empty(5000, dtype=torch.float64), mean, std,
+                                             a, b)
+    assert w.min() >= a and w.max() <= b
+    expected_mean, expected_var = _truncated_normal_moments(mean, std, a, b)
+    spread = math.sqrt(expected_var)
+    assert abs(w.mean() - expected_mean) < 4 * spread / math.sqrt(n)
+    assert abs(w.var() / expected_var - 1) < 0.04
+    truncated = stats.truncnorm((a - mean) / std, (b - mean) / std, loc=mean, scale=std)
+    assert stats.kstest(w, truncated.cdf).pvalue > 1e-3         # the whole distribution
+    assert stats.ks_2samp(w, theirs.numpy()).pvalue > 1e-3      # same law as torch's samples
 
 
-@pytest.mark.parametrize("shape", [(4, 9), (9, 4), (6, 2, 3, 3)])
-def test_orthogonal(shape):
-    w = init.orthogonal_(dn.empty(*shape, dtype=dn.float64), gain=2.0)
-    flat = w.data.reshape(shape[0], -1)
-    gram = flat @ flat.T if flat.shape[0] <= flat.shape[1] else flat.T @ flat
-    np.testing.assert_allclose(gram, 4 * np.eye(gram.shape[0]), atol=1e-12)
-    with pytest.raises(ValueError):
+def test_trunc_normal_float32_bounds_warning_and_errors():
+    dn.manual_seed(0)
+    w = init.trunc_normal_(dn.empty(50, 50), std=1.0, a=-0.1, b=0.1).data
+    assert w.dtype == np.float32 and w.min() >= np.float32(-0.1) and w.max() <= np.float32(0.1)
+    for module, factory in ((torch.nn.init, torch.empty), (init, dn.empty)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module.trunc_normal_(factory(100), mean=0.0, std=1.0, a=10.0, b=11.0)
+        assert [str(c.message) for c in caught] == [
+            "mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The distribution of "
+            "values may be incorrect."]
+    with pytest.raises(ValueError, match="expected a < b"):
+        init.trunc_normal_(dn.empty(3), a=1.0, b=-1.0)
+    with pytest.raises(ValueError, match="expected std > 0"):
+        init.trunc_normal_(dn.empty(3), std=0.0)
+
+
+@given(st.integers(1, 7), st.integers(1, 7), st.sampled_from([(), (2,), (3, 2)]),
+       st.sampled_from([0.5, 1.0, 2.0]))
+def test_orthogonal_is_the_sign_fixed_qr_of_a_gaussian(rows, cols, kernel, gain):
+    """Q has orthonormal rows or columns, and Q R = X with R upper triangular with a positive
+    diagonal: the unique QR factor PyTorch's algorithm returns (X the Gaussian it drew)."""
+    shape = (rows, cols, *kernel)
+    w = init.orthogonal_(dn.empty(*shape, dtype=dn.float64), gain=gain,
+                         generator=np.random.default_rng(7)).data
+    flat = w.reshape(rows, -1) / gain                               # (rows, cols * k)
+    x = np.random.default_rng(7).standard_normal(flat.shape)
+    if rows < flat.shape[1]:
+        flat, x = flat.T, x.T                                       # tall: (n, m), n >= m
+    np.testing.assert_allclose(flat.T @ flat, np.eye(flat.shape[1]), atol=1e-12)
+    r = flat.T @ x                                                  # (m, m) = R
+    np.testing.assert_allclose(np.tril(r, -1), 0, atol=1e-12)
+    assert np.all(np.diag(r) > 0)
+    np.testing.assert_allclose(flat @ r, x, atol=1e-12)
+
+
+def test_orthogonal_is_haar_distributed():
+    """With the sign fix, Q is uniform on the orthogonal group: every entry has mean 0 and
+    variance 1/n (without it, LAPACK's Householder QR gives Q[0, 0] < 0 every time)."""
+    n, draws = 4, 2000
+    gen = np.random.default_rng(0)
+    samples = np.stack([init.orthogonal_(dn.empty(n, n, dtype=dn.float64), generator=gen).data
+                        for _ in range(draws)])
+    assert np.abs(samples.mean(axis=0)).max() < 4 / math.sqrt(n * draws)
+    np.testing.assert_allclose(samples.var(axis=0), 1 / n, rtol=0.1)
+    np.testing.assert_allclose(np.abs(np.linalg.det(samples)), 1, atol=1e-12)
+    assert 0.45 < np.mean(np.linalg.det(samples) > 0) < 0.55        # both components of O(n)
+    with pytest.raises(ValueError, match="Only tensors with 2 or more dimensions"):
         init.orthogonal_(dn.empty(3))
+    assert init.orthogonal_(dn.empty(0, 3)).shape == (0, 3)
+
+
+@given(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6), st.integers(1, 5),
+       st.integers(3, 5))
+def test_dirac_matches_torch(groups, out_per_group, in_channels, k, ndim):
+    shape = (groups * out_per_group, in_channels, *([k] * (ndim - 2)))
+    ours = init.dirac_(dn.full(shape, 5.0, dtype=dn.float64), groups=groups)
+    theirs = torch.nn.init.dirac_(torch.full(shape, 5.0, dtype=torch.float64), groups=groups)
+    np.testing.assert_array_equal(ours.data, theirs.numpy())
+
+
+def test_dirac_conv_is_the_identity(rng):
+    """A dirac-initialised conv with 'same' padding copies its input channels (per group)."""
+    import deepnotes.nn.functional as F  # noqa: N812
+
+    x = rng.standard_normal((2, 4, 6, 7))
+    w = init.dirac_(dn.empty(4, 2, 3, 5, dtype=dn.float64), groups=2)
+    y = F.conv2d(dn.tensor(x), w, padding=(1, 2), groups=2)
+    np.testing.assert_allclose(y.data, x, atol=1e-15)
+
+
+def test_dirac_and_eye_errors_match_torch():
+    cases = [(lambda m, t: m.dirac_(t(3, 3)), ValueError),
+             (lambda m, t: m.dirac_(t(3, 2, 3, 3), groups=2), ValueError),
+             (lambda m, t: m.sparse_(t(3, 3, 3), 0.1), ValueError)]
+    for action, error in cases:
+        with pytest.raises(error) as theirs:
+            action(torch.nn.init, torch.empty)
+        with pytest.raises(error) as ours:
+            action(init, dn.empty)
+        assert str(ours.value).startswith(str(theirs.value))   # + the actual values
+    for shape in [(3, 5), (5, 3), (4, 4)]:
+        np.testing.assert_array_equal(init.eye_(dn.empty(*shape)).data,
+                                      torch.nn.init.eye_(torch.empty(*shape)).numpy())
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.1, 0.35, 1.0])
+def test_sparse_zeroes_a_fixed_share_of_each_column(sparsity):
+    rows, cols = 40, 300
+    w = init.sparse_(dn.empty(rows, cols, dtype=dn.float64), sparsity, std=0.5,
+                     generator=np.random.default_rng(0)).data
+    theirs = torch.nn.init.sparse_(torch.empty(rows, cols, dtype=torch.float64), sparsity,
+                                   std=0.5).numpy()
+    zeros = (w == 0).sum(axis=0)
+    np.testing.assert_array_equal(zeros, (theirs == 0).sum(axis=0))
+    assert np.all(zeros == math.ceil(sparsity * rows))
+    if sparsity < 1:
+        assert abs(w[w != 0].std() - 0.5) < 0.02 and abs(theirs[theirs != 0].std() - 0.5) < 0.02
+        rows_hit = (w == 0).sum(axis=1)                           # the zero rows are random
+        assert sparsity == 0 or rows_hit.min() > 0
 
 
 def test_in_place_without_graph_and_reproducible():
@@ -167,3 +285,48 @@ def test_zero_element_tensor_warns_like_torch():
             warnings.simplefilter("always")
             module.kaiming_uniform_(factory(0, 3))
         assert [str(w.message) for w in caught] == ["Initializing zero-element tensors is a no-op"]
+
+
+NONLINEARITIES = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                  "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]
+
+
+@pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
+@pytest.mark.parametrize("a", [0, 0.2, math.sqrt(5)])
+def test_kaiming_in_every_combination_matches_torch(nonlinearity, mode, a):
+    """std = gain(nonlinearity, a) / sqrt(fan) with torch's gain and fan, drawn exactly from our
+    generator; torch's own samples have that std too."""
+    shape = (60, 40, 3, 2)                                        # 14,400 samples
+    tn = torch.nn.init
+    fan = tn._calculate_correct_fan(torch.empty(shape), mode)
+    std = tn.calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    assert init.calculate_gain(nonlinearity, a) == pytest.approx(
+        tn.calculate_gain(nonlinearity, a), rel=1e-15)
+    bound = math.sqrt(3) * std
+    for name, expected in [("kaiming_uniform_", lambda g: g.uniform(-bound, bound, shape)),
+                           ("kaiming_normal_", lambda g: g.normal(0.0, std, shape))]:
+        w = getattr(init, name)(dn.empty(*shape, dtype=dn.float64), a=a, mode=mode,
+                                nonlinearity=nonlinearity, generator=np.random.default_rng(3))
+        np.testing.assert_allclose(w.data, expected(np.random.default_rng(3)), rtol=1e-13)
+        torch.manual_seed(0)
+        theirs = getattr(tn, name)(torch.empty(shape, dtype=torch.float64), a=a, mode=mode,
+                                   nonlinearity=nonlinearity).numpy()
+        assert abs(theirs.std() / std - 1) < 0.03 and abs(w.data.std() / std - 1) < 0.03
+
+
+@given(st.lists(st.integers(1, 6), min_size=2, max_size=5), st.sampled_from(NONLINEARITIES))
+def test_xavier_with_every_gain_matches_torch(shape, nonlinearity):
+    tn = torch.nn.init
+    fan_in, fan_out = tn._calculate_fan_in_and_fan_out(torch.empty(shape))
+    gain = tn.calculate_gain(nonlinearity)
+    std = gain * math.sqrt(2.0 / (fan_in + fan_out))
+    w = init.xavier_uniform_(dn.empty(*shape, dtype=dn.float64), gain=gain,
+                             generator=np.random.default_rng(1))
+    bound = math.sqrt(3) * std
+    np.testing.assert_allclose(w.data, np.random.default_rng(1).uniform(-bound, bound, shape),
+                               rtol=1e-13)
+    w = init.xavier_normal_(dn.empty(*shape, dtype=dn.float64), gain=gain,
+                            generator=np.random.default_rng(1))
+    np.testing.assert_allclose(w.data, np.random.default_rng(1).normal(0.0, std, shape),
+                               rtol=1e-13)

@@ -277,7 +277,8 @@ def test_validation_matches_torch(case):
         action(torch.optim, [torch.zeros(2, requires_grad=True)])
     with pytest.raises(ValueError) as ours:
         action(optim, [dn.zeros(2, requires_grad=True)])
-    assert str(ours.value) == str(theirs.value) == message
+    # deepnotes keeps torch's text and appends the expected value
+    assert str(theirs.value) == message and str(ours.value).startswith(message)
 
 
 def test_validation_beyond_torch():

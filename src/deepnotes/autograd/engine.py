@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import anomaly_mode
 from .function import Function
 
 _FREED_MESSAGE = (
@@ -49,13 +50,17 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.reshape(shape)
 
 
-def _topological_order(root: Function) -> list[Function]:
-    """Nodes reachable from ``root``, each before every node that produced one of its inputs.
+def _topological_order(root: Function) -> tuple[list[Function], set[int]]:
+    """Nodes reachable from ``root``, each before every node that produced one of its inputs,
+    and the ids of the nodes that may have had a saved tensor changed in place since they were
+    recorded (an input whose version moved, or an output flagged by ``output_modified``): the
+    walk visits every edge anyway, so the version check costs one comparison per edge here.
 
     An iterative post-order depth-first search (no recursion), reversed: root first.
     """
     order: list[Function] = []
-    visited = {id(root)}
+    stale: set[int] = set()
+    visited: set[int] = set()
     stack: list[tuple[Function, bool]] = [(root, False)]
     append, pop = stack.append, stack.pop
     while stack:
@@ -63,14 +68,24 @@ def _topological_order(root: Function) -> list[Function]:
         if expanded:
             order.append(node)
             continue
+        # Mark a node when it is expanded, not when it is pushed: a node pushed early (as the
+        # input of one consumer) must still be finished after every other consumer that reaches
+        # it later (a = f(x); b = g(a); a + b), or it would run before all its gradients arrive.
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         append((node, True))
-        for value in node.inputs:
-            parent = getattr(value, "_fn", None)
-            if parent is not None and id(parent) not in visited:
-                visited.add(id(parent))
-                append((parent, False))
+        if node._modified_outputs is not None:
+            stale.add(id(node))
+        for edge in node._edges:
+            if edge is not None:
+                parent = edge[0]
+                if edge[3]._version != edge[2]:
+                    stale.add(id(node))
+                if parent is not None and id(parent) not in visited:
+                    append((parent, False))
     order.reverse()
-    return order
+    return order, stale
 
 
 def _run_hooks(tensor: Any, grad: np.ndarray) -> np.ndarray:
@@ -124,10 +139,11 @@ def backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> None:
     root_node = root._fn
     if root_node._released:
         raise RuntimeError(_FREED_MESSAGE)
-    order = _topological_order(root_node)
+    order, stale = _topological_order(root_node)
     pending: dict[int, list[Any]] = {id(root_node): [None] * len(root_node._output_meta)}
     pending[id(root_node)][root._index] = grad
     stored: set[int] = set()
+    anomaly = anomaly_mode._enabled
     for node in order:
         if node._released:
             raise RuntimeError(_FREED_MESSAGE)
@@ -140,10 +156,16 @@ def backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> None:
                     grads[index] = np.zeros(shape, dtype=dtype)
         if node._retained:
             _run_retained(node, grads)
-        input_grads = node.backward(*grads)
+        if stale and id(node) in stale:
+            check_versions(node)  # raises if the node saved a tensor that was changed in place
+        if anomaly:
+            input_grads = _backward_in_anomaly_mode(node, grads)
+        else:
+            input_grads = node.backward(*grads)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
-        for value, needs, g in zip(node.inputs, node.needs_input_grad, input_grads):
+        for value, needs, g, edge in zip(node.inputs, node.needs_input_grad, input_grads,
+                                         node._edges):
             if not needs or g is None:
                 continue
             data = value.data
@@ -151,7 +173,7 @@ def backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> None:
                 g = np.asarray(g)
             if g.shape != data.shape:
                 g = unbroadcast(g, data.shape)
-            parent = value._fn
+            parent, index, _, _ = edge
             if parent is None:
                 _accumulate_leaf(value, g, stored)
                 continue
@@ -162,10 +184,76 @@ def backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> None:
                 if parent._released:  # freed by an earlier backward through a shared subgraph
                     raise RuntimeError(_FREED_MESSAGE)
                 slots = pending[id(parent)] = [None] * len(parent._output_meta)
-            current = slots[value._index]
-            slots[value._index] = g if current is None else current + g
+            current = slots[index]
+            slots[index] = g if current is None else current + g
         if not retain_graph:
             node.release()
+
+
+_TORCH_TYPE_NAMES = {
+    "float16": "HalfTensor", "float32": "FloatTensor", "float64": "DoubleTensor",
+    "int8": "CharTensor", "int16": "ShortTensor", "int32": "IntTensor", "int64": "LongTensor",
+    "uint8": "ByteTensor", "bool": "BoolTensor",
+}
+
+
+def _describe_saved(tensor: Any, output_of: tuple[Any, int] | None) -> str:
+    """'[torch.FloatTensor [3]], which is output 0 of SigmoidFn', as PyTorch words it."""
+    data = tensor.data if tensor is not None else None
+    kind = "Tensor" if data is None else _TORCH_TYPE_NAMES.get(data.dtype.name, "Tensor")
+    shape = "" if data is None else " [" + ", ".join(str(s) for s in data.shape) + "]"
+    text = f"[torch.{kind}{shape}]"
+    if output_of is not None:
+        text += f", which is output {output_of[1]} of {type(output_of[0]).__name__},"
+    return text
+
+
+def check_versions(node: Function) -> None:
+    """Refuse to run ``node.backward`` if a tensor it saved was changed in place since.
+
+    PyTorch's version-counter check: every in-place op increments the tensor's ``_version``; the
+    node noted each input's version when it was recorded, and an input whose version has moved
+    is an error if the node saved its array (or a view of it). Outputs are flagged when they are
+    changed, see ``function.output_modified``.
+    """
+    changed = []
+    for i, (value, edge) in enumerate(zip(node.inputs, node._edges)):
+        if edge is not None and value._version != edge[2] and node.saves(node._arrays[i]):
+            output_of = None if value._fn is None else (value._fn, value._index)
+            changed.append((value, edge[2], value._version, output_of))
+    for ref, expected, output_index in node._modified_outputs or ():
+        tensor = ref()
+        current = expected + 1 if tensor is None else tensor._version
+        changed.append((tensor, expected, current, (node, output_index)))
+    for tensor, expected, current, output_of in changed[:1]:
+        hint = (f" The op was created at {node.__dict__['_created_at']}"
+                if "_created_at" in node.__dict__ else
+                " Hint: enable anomaly detection to find the operation that failed to compute "
+                "its gradient, with deepnotes.autograd.set_detect_anomaly(True).")
+        raise RuntimeError(
+            "one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: {_describe_saved(tensor, output_of)} is at version {current}; "
+            f"expected version {expected} instead. {type(node).__name__}.backward needs its "
+            f"value from before the change.{hint}"
+        )
+
+
+def _backward_in_anomaly_mode(node: Function, grads: list) -> Any:
+    """``node.backward`` with the anomaly checks: nan/inf in the returned gradients raises, and
+    any error raised inside backward names the place that created the node."""
+    try:
+        input_grads = node.backward(*grads)
+    except Exception as error:
+        site = node.__dict__.get("_created_at")
+        if site and not getattr(error, "_deepnotes_site", False):
+            error.add_note(f"Error detected in {type(node).__name__}.backward; the op was "
+                           f"created at {site}.")
+            error._deepnotes_site = True  # type: ignore[attr-defined]
+        raise
+    if anomaly_mode._check_nan:
+        anomaly_mode.check_backward(
+            node, input_grads if isinstance(input_grads, tuple) else (input_grads,))
+    return input_grads
 
 
 def retain(tensor: Any) -> None:

@@ -136,7 +136,8 @@ class DataLoader:
                  generator: np.random.Generator | None = None):
         if not isinstance(num_workers, numbers.Integral) or num_workers < 0:
             raise ValueError("num_workers option should be non-negative; "
-                             "use num_workers=0 to disable multiprocessing.")
+                             "use num_workers=0 to disable multiprocessing. Got "
+                             f"num_workers={num_workers!r}")
         if num_workers > 0:
             raise NotImplementedError(
                 f"deepnotes.data.DataLoader loads in the main process only; got "

@@ -73,7 +73,12 @@ class TensorDataset(Dataset):
 
 def _take(t: Tensor, index: Any) -> Tensor:
     """``t[index]``; through the autograd op only when ``t`` needs a gradient (rare for data)."""
-    return t[index] if t.requires_grad else Tensor._wrap(t.data[index])
+    if t.requires_grad:
+        return t[index]
+    try:
+        return Tensor._wrap(t.data[index])
+    except IndexError:  # NumPy says "axis"; say it as PyTorch does
+        return t[index]  # Tensor indexing raises PyTorch's message
 
 
 class Subset(Dataset):

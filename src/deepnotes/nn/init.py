@@ -135,27 +135,57 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
                   b: float = 2.0, generator: np.random.Generator | None = None) -> Tensor:
-    """Fill with N(mean, std^2) conditioned on [a, b] (values outside are redrawn).
+    """Fill with N(mean, std^2) conditioned on [a, b] (a and b are absolute bounds, as PyTorch).
 
-    Rejection sampling gives exactly the truncated distribution; it needs the interval to hold a
-    reasonable share of the mass, so an interval with less than 1e-4 of it is rejected.
+    Exact rejection sampling, in one of two ways depending on the mass P = Phi(beta) -
+    Phi(alpha) of the interval, alpha = (a - mean) / std and beta = (b - mean) / std:
+
+    * P > 0.3: draw from N(mean, std^2) and redraw the values that fall outside [a, b]; each
+      round keeps a share P, so about 1/P rounds are needed.
+    * otherwise (a narrow interval, or one out in a tail): draw x uniformly on [a, b] and accept
+      it with probability pdf(x) / pdf(x_peak), x_peak = the point of [a, b] nearest the mean.
+      Accepted values have density proportional to pdf(x) on [a, b]: exactly the truncated
+      normal, and the acceptance rate stays reasonable however little mass the interval holds.
+
+    The truncated distribution has mean  mean + std (phi(alpha) - phi(beta)) / P  and a
+    variance below std^2 (tested in tests/nn/test_init.py). Like PyTorch, a warning is issued
+    when the mean is more than 2 std outside [a, b].
     """
     _check(tensor, "trunc_normal_")
+    if not std > 0:
+        raise ValueError(f"trunc_normal_(): expected std > 0, got std={std}")
     if not a < b:
         raise ValueError(f"trunc_normal_(): expected a < b, got a={a}, b={b}")
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
+                      "The distribution of values may be incorrect.", stacklevel=2)
 
     def cdf(x: float) -> float:
         return 0.5 * (1 + math.erf((x - mean) / (std * math.sqrt(2))))
 
-    if cdf(b) - cdf(a) < 1e-4:
-        raise ValueError(f"trunc_normal_(): the interval [{a}, {b}] holds less than 1e-4 of the "
-                         f"mass of N({mean}, {std}^2); move mean closer to it")
     rng = _rng(generator)
-    values = rng.normal(mean, std, size=tensor.shape)
-    outside = (values < a) | (values > b)
-    while outside.any():
-        values[outside] = rng.normal(mean, std, size=int(outside.sum()))
-        outside = (values < a) | (values > b)
+    shape = tensor.shape
+    if cdf(b) - cdf(a) > 0.3:
+        values = rng.normal(mean, std, size=shape)
+        redraw = (values < a) | (values > b)
+        while redraw.any():
+            values[redraw] = rng.normal(mean, std, size=int(redraw.sum()))
+            redraw = (values < a) | (values > b)
+    else:
+        peak = min(max(mean, a), b)
+
+        def log_ratio(x: np.ndarray) -> np.ndarray:  # log(pdf(x) / pdf(peak)) <= 0
+            return -0.5 * ((x - mean) / std) ** 2 + 0.5 * ((peak - mean) / std) ** 2
+
+        values = rng.uniform(a, b, size=shape)
+        redraw = np.log(rng.uniform(size=shape)) > log_ratio(values)
+        while redraw.any():
+            count = int(redraw.sum())
+            candidates = rng.uniform(a, b, size=count)
+            accepted = np.log(rng.uniform(size=count)) <= log_ratio(candidates)
+            positions = np.flatnonzero(redraw)[accepted]
+            values.flat[positions] = candidates[accepted]
+            redraw.flat[positions] = False
     return _write(tensor, values)
 
 
@@ -176,11 +206,57 @@ def zeros_(tensor: Tensor) -> Tensor:
 
 
 def eye_(tensor: Tensor) -> Tensor:
-    """Fill a 2-D tensor with the identity matrix (ones on the diagonal)."""
+    """Fill a 2-D tensor with the identity matrix (ones on the diagonal of a rectangle too): a
+    Linear layer that starts as the identity on as many inputs as it can."""
     _check(tensor, "eye_")
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     return _write(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a conv weight (out, in/groups, *kernel), 3-, 4- or 5-D, with Dirac deltas.
+
+    Output channel j of each group gets a single 1 at input channel j and the kernel's centre
+    (kernel_size // 2 along each axis), for j < min(out_per_group, in): the convolution then
+    copies those input channels to its output unchanged (with 'same' padding), the identity
+    initialisation of a conv layer, per group when ``groups > 1``.
+    """
+    _check(tensor, "dirac_")
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported "
+                         f"(got {tensor.ndim} dimensions)")
+    out_channels, in_channels = tensor.shape[:2]
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
+        raise ValueError(f"dirac_(): groups must be a positive int, got {groups!r}")
+    if out_channels % groups != 0:
+        raise ValueError(f"dim 0 must be divisible by groups (got dim 0 = {out_channels}, "
+                         f"groups = {groups})")
+    out_per_group = out_channels // groups
+    k = min(out_per_group, in_channels)
+    values = np.zeros(tensor.shape)
+    centre = tuple(size // 2 for size in tensor.shape[2:])
+    for g in range(groups):
+        values[(g * out_per_group + np.arange(k), np.arange(k), *centre)] = 1
+    return _write(tensor, values)
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
+            generator: np.random.Generator | None = None) -> Tensor:
+    """Martens (2010): N(0, std^2) entries, with ceil(sparsity * rows) of each column set to 0
+    (rows chosen at random per column), so each unit sees a few large weights instead of many
+    tiny ones."""
+    _check(tensor, "sparse_")
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported "
+                         f"(got {tensor.ndim} dimensions)")
+    rows, cols = tensor.shape
+    num_zeros = math.ceil(sparsity * rows)
+    rng = _rng(generator)
+    values = rng.normal(0.0, std, size=(rows, cols))
+    for col in range(cols):
+        values[rng.permutation(rows)[:num_zeros], col] = 0
+    return _write(tensor, values)
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0,

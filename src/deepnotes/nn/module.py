@@ -518,6 +518,12 @@ class Module:
                 )
                 continue
             try:
+                if not np.can_cast(array.dtype, target.data.dtype, casting="unsafe"):
+                    raise TypeError(f"cannot cast {array.dtype} to {target.data.dtype}")
+                deferred = local_metadata.get("_deferred_copies")
+                if deferred is not None:  # load_state_dict copies only once everything checks
+                    deferred.append((target, array))
+                    continue
                 target.data[...] = array  # casts to the model's dtype, as torch's copy_
                 target._version += 1
             except (TypeError, ValueError) as error:
@@ -556,10 +562,13 @@ class Module:
         missing_keys: list[str] = []
         unexpected_keys: list[str] = []
         error_msgs: list[str] = []
+        # Checked in full first, copied only if nothing is wrong: unlike PyTorch, a failed load
+        # leaves the model exactly as it was (no half-loaded weights).
+        copies: list[tuple[Tensor, np.ndarray]] = []
 
         def load(module: Module, local: Mapping[str, Any], prefix: str) -> None:
-            module._load_from_state_dict(local, prefix, {}, True, missing_keys, unexpected_keys,
-                                         error_msgs)
+            module._load_from_state_dict(local, prefix, {"_deferred_copies": copies}, True,
+                                         missing_keys, unexpected_keys, error_msgs)
             for name, child in module._modules.items():
                 if child is not None:
                     child_prefix = prefix + name + "."
@@ -577,6 +586,9 @@ class Module:
         if error_msgs:
             raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 type(self).__name__, "\n\t".join(error_msgs)))
+        for target, array in copies:
+            target.data[...] = array  # casts to the model's dtype, as torch's copy_
+            target._version += 1
         return _IncompatibleKeys(missing_keys, unexpected_keys)
 
     # -- printing ---------------------------------------------------------------------------------

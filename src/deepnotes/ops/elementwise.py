@@ -19,6 +19,12 @@ from ..tensor import Tensor
 from ._util import check_tensor
 
 
+def _floating(x: np.ndarray) -> np.ndarray:
+    """Integer and bool inputs of exp/log/sqrt become the default float dtype, as in PyTorch
+    (NumPy would give float64)."""
+    return x if x.dtype.kind in "fc" else x.astype(backend.get_default_dtype())
+
+
 class AddFn(Function):
     """y = a + b.   dy/da = 1, dy/db = 1, so both receive g unchanged."""
 
@@ -40,10 +46,16 @@ class SubFn(Function):
 
 
 class MulFn(Function):
-    """y = a * b.   dL/da = g * b, dL/db = g * a."""
+    """y = a * b.   dL/da = g * b, dL/db = g * a.
+
+    Each operand is saved only when the *other* one needs a gradient (as PyTorch does), so that
+    changing, say, a constant factor in place after the product is no error.
+    """
 
     def forward(self, a, b):
-        self.save_for_backward(a, b)
+        needs = self.needs_input_grad
+        if needs:
+            self.save_for_backward(a if needs[1] else None, b if needs[0] else None)
         return a * b
 
     def backward(self, grad_y):
@@ -54,17 +66,22 @@ class MulFn(Function):
 
 
 class DivFn(Function):
-    """y = a / b.   dL/da = g / b, dL/db = -g * a / b^2 = -g * y / b."""
+    """y = a / b.   dL/da = g / b, dL/db = -g * a / b^2.
+
+    Saves b, and a only when b needs a gradient (PyTorch's choice: the output is not saved, so
+    it may be changed in place).
+    """
 
     def forward(self, a, b):
-        y = a / b
-        self.save_for_backward(b, y)
-        return y
+        needs = self.needs_input_grad
+        if needs:
+            self.save_for_backward(a if needs[1] else None, b)
+        return a / b
 
     def backward(self, grad_y):
-        b, y = self.saved
+        a, b = self.saved
         grad_a = grad_y / b if self.needs_input_grad[0] else None
-        grad_b = -grad_y * y / b if self.needs_input_grad[1] else None
+        grad_b = -grad_y * a / (b * b) if self.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -78,7 +95,9 @@ class PowFn(Function):
 
     def forward(self, a, p):
         y = a**p
-        self.save_for_backward(a, p, y)
+        needs = self.needs_input_grad
+        if needs:  # y (for dL/dp) only when the exponent needs a gradient, as PyTorch
+            self.save_for_backward(a, p, y if needs[1] else None)
         return y
 
     def backward(self, grad_y):
@@ -110,7 +129,7 @@ class ExpFn(Function):
     """y = e^x.   dL/dx = g * e^x = g * y (reuse the output)."""
 
     def forward(self, x):
-        y = np.exp(x)
+        y = np.exp(_floating(x))
         self.save_for_backward(y)
         return y
 
@@ -124,7 +143,7 @@ class LogFn(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
-        return np.log(x)
+        return np.log(_floating(x))
 
     def backward(self, grad_y):
         (x,) = self.saved
@@ -135,7 +154,7 @@ class SqrtFn(Function):
     """y = sqrt(x).   dL/dx = g / (2 sqrt(x)) = g / (2 y)."""
 
     def forward(self, x):
-        y = np.sqrt(x)
+        y = np.sqrt(_floating(x))
         self.save_for_backward(y)
         return y
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..autograd import Function
 from ._util import check_tensor
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """(..., K) -> (R, K), R the product of the leading sizes (also when K or R is 0, where
+    ``reshape(-1, K)`` cannot infer R)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 class MatmulFn(Function):
@@ -17,37 +24,42 @@ class MatmulFn(Function):
         dL/da = g @ b^T      (..., M, K)
         dL/db = a^T @ g      (..., K, P)
     then summed over any batch axes that broadcasting created. A 1-D operand is treated as a row
-    (a) or column (b) vector, and the axis it would add is dropped again.
+    (a) or column (b) vector, and the axis it would add is dropped again. dL/da needs only b and
+    dL/db only a, so each operand is saved only when the other one needs a gradient (as PyTorch).
     """
 
     def forward(self, a, b):
-        self.save_for_backward(a, b)
+        needs = self.needs_input_grad
+        if needs:
+            self.save_for_backward(a if needs[1] else None, b if needs[0] else None)
+            self.ndims = (a.ndim, b.ndim)
         return a @ b
 
     def backward(self, grad_y):
         a, b = self.saved
+        a_ndim, b_ndim = self.ndims
         grad_a = grad_b = None
-        if a.ndim == 1 and b.ndim == 1:  # dot product: y = sum_k a_k b_k
+        if a_ndim == 1 and b_ndim == 1:  # dot product: y = sum_k a_k b_k
             if self.needs_input_grad[0]:
                 grad_a = grad_y * b
             if self.needs_input_grad[1]:
                 grad_b = grad_y * a
             return grad_a, grad_b
-        a2 = a[None, :] if a.ndim == 1 else a          # (..., M, K)
-        b2 = b[:, None] if b.ndim == 1 else b          # (..., K, P)
         g = grad_y
-        if a.ndim == 1:
+        if a_ndim == 1:
             g = g[..., None, :]                          # (..., 1, P): restore M = 1
-        if b.ndim == 1:
+        if b_ndim == 1:
             g = g[..., None]                             # (..., M, 1): restore P = 1
         if self.needs_input_grad[0]:
+            b2 = b[:, None] if b_ndim == 1 else b        # (..., K, P)
             grad_a = g @ np.swapaxes(b2, -1, -2)         # (..., M, K)
-            if a.ndim == 1:
-                grad_a = grad_a.reshape(-1, a.shape[0]).sum(axis=0)   # (K,)
+            if a_ndim == 1:
+                grad_a = _rows(grad_a).sum(axis=0)       # (K,)
         if self.needs_input_grad[1]:
+            a2 = a[None, :] if a_ndim == 1 else a        # (..., M, K)
             grad_b = np.swapaxes(a2, -1, -2) @ g         # (..., K, P)
-            if b.ndim == 1:
-                grad_b = grad_b.reshape(-1, b.shape[0]).sum(axis=0)   # (K,)
+            if b_ndim == 1:
+                grad_b = _rows(grad_b[..., 0]).sum(axis=0)   # (K,)
         return grad_a, grad_b
 
 
@@ -62,7 +74,9 @@ class LinearFn(Function):
     """
 
     def forward(self, x, weight, bias=None):
-        self.save_for_backward(x, weight)
+        needs = self.needs_input_grad
+        if needs:  # dL/dx needs W, dL/dW needs x: save each only if the other needs a gradient
+            self.save_for_backward(x if needs[1] else None, weight if needs[0] else None)
         y = x @ weight.T                                                     # (*, out)
         if bias is not None:
             y = y + bias
@@ -70,11 +84,11 @@ class LinearFn(Function):
 
     def backward(self, grad_y):
         x, weight = self.saved
-        grad_rows = grad_y.reshape(-1, grad_y.shape[-1])                     # (R, out)
+        grad_rows = _rows(grad_y)                                            # (R, out)
         grad_x = grad_y @ weight if self.needs_input_grad[0] else None      # (*, in)
         grad_weight = grad_bias = None
         if self.needs_input_grad[1]:
-            grad_weight = grad_rows.T @ x.reshape(-1, x.shape[-1])           # (out, in)
+            grad_weight = grad_rows.T @ _rows(x)                             # (out, in)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             grad_bias = grad_rows.sum(axis=0)                                # (out,)
         return grad_x, grad_weight, grad_bias
@@ -139,8 +153,14 @@ def linear(input: Any, weight: Any, bias: Any = None) -> Any:
     if bias is not None:
         check_tensor(bias, "bias", "linear")
         _check_same_dtype(input, bias, "linear")
-        if tuple(bias.shape) != (weight.shape[0],):
-            raise RuntimeError(f"linear(): bias must have shape ({weight.shape[0]},), got "
-                               f"{tuple(bias.shape)}")
+        out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
+        try:  # (out_features,) as a rule; like PyTorch, anything that broadcasts to the output
+            fits = np.broadcast_shapes(tuple(bias.shape), out_shape) == out_shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise RuntimeError(f"linear(): bias of shape {tuple(bias.shape)} does not broadcast "
+                               f"to the output shape {out_shape} (expected bias of shape "
+                               f"(out_features,) = ({weight.shape[0]},))")
         return LinearFn()(input, weight, bias)
     return LinearFn()(input, weight)

@@ -167,6 +167,40 @@ class StdFn(VarFn):
         return super().backward(grad_var)
 
 
+class LogSumExpFn(Function):
+    """y = log sum_{i in R} e^{x_i}, computed as m + log sum_{i in R} e^{x_i - m}, m = max_R x.
+
+    The shift changes nothing (e^m factors out of the sum and comes back as + m), but now no
+    exponent exceeds 0, so nothing overflows, and the largest term is e^0 = 1, so the sum is at
+    least 1 and its log is finite: logsumexp([1e4, 0]) = 1e4 in float32, where the naive formula
+    gives log(inf) = inf. (An infinite m is not subtracted, as in PyTorch: all -inf gives -inf.)
+
+    Backward: dy/dx_i = e^{x_i} / sum_j e^{x_j} = softmax(x)_i = e^{x_i - y}, so
+        dL/dx_i = g * e^{x_i - y}       (g and y broadcast back over R)
+    which never overflows either, since x_i <= y.   Torch: torch.logsumexp.
+    """
+
+    def __init__(self, dims: tuple[int, ...] | None, keepdim: bool):
+        self.dims, self.keepdim = dims, keepdim
+
+    def forward(self, x):
+        m = np.max(x, axis=self.dims, keepdims=True) if x.size else np.zeros((1,) * x.ndim,
+                                                                              x.dtype)
+        m = np.where(np.isinf(m), np.zeros((), x.dtype), m)                 # keep -inf/inf as is
+        with np.errstate(divide="ignore"):  # log 0 = -inf for an all -inf (or empty) reduction
+            y = np.log(np.sum(np.exp(x - m), axis=self.dims, keepdims=True)) + m
+        self.save_for_backward(x, y)
+        if self.keepdim:
+            return y
+        return np.squeeze(y, self.dims) if self.dims is not None else y.reshape(())
+
+    def backward(self, grad_y):
+        x, y = self.saved
+        g = grad_y.reshape(y.shape)                                          # keepdim shape
+        with np.errstate(invalid="ignore"):  # -inf - -inf: nan, as PyTorch
+            return g * np.exp(x - y)
+
+
 # ------------------------------------------------------------------------------------------------
 # Wrappers
 
@@ -176,7 +210,8 @@ def _dims(input: Any, dim: Any, op: str) -> tuple[int, ...] | None:
     check_tensor(input, "input", op)
     if dim is None or (isinstance(dim, tuple | list) and len(dim) == 0):
         return None
-    return normalize_dims(dim, input.ndim, op)
+    dims = normalize_dims(dim, input.ndim, op)
+    return None if input.ndim == 0 else dims  # a 0-d tensor: dim 0 (or -1) is the whole of it
 
 
 def _check_nonempty(input: Any, dims: tuple[int, ...] | None, op: str) -> None:
@@ -218,6 +253,21 @@ def mean(input: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = Non
         "or complex dtype"
     )
     return MeanFn(dims, keepdim)(input)
+
+
+def logsumexp(input: Any, dim: Any, keepdim: bool = False) -> Any:
+    """log(sum(exp(input))) over ``dim`` (an int or a tuple of ints), without overflow.
+
+    The numerically stable form of notes 003's softmax denominator; its gradient is the softmax
+    of ``input`` along ``dim``. Integer inputs are converted to the default float dtype first, as
+    in PyTorch. Math: :class:`LogSumExpFn`.
+    """
+    dims = _dims(input, dim, "logsumexp")
+    if input.dtype.kind not in "fc":
+        from .. import backend
+
+        input = input.to(backend.get_default_dtype())
+    return LogSumExpFn(dims, bool(keepdim))(input)
 
 
 def _extreme(input: Any, dim: Any, keepdim: bool, largest: bool, name: str) -> Any:

@@ -3,12 +3,13 @@
 Slow on purpose: one Python loop per index, nothing vectorised but the innermost window, so that
 each line reads like the formula. The tests check the fast ops in ``conv.py``, ``im2col.py`` and
 ``pool.py`` against these (and against PyTorch); the docs quote them. Forward passes only, on raw
-NCHW ndarrays.
+NCHW ndarrays (``im2col_nd``: any number of spatial axes).
 """
 
 from __future__ import annotations
 
 import math
+from itertools import product
 
 import numpy as np
 
@@ -162,4 +163,78 @@ def adaptive_avg_pool2d(x: np.ndarray, output_size: tuple[int, int]) -> np.ndarr
         for q in range(w_out):
             left, right = (q * w) // w_out, -((-(q + 1) * w) // w_out)
             y[:, :, p, q] = x[:, :, top:bottom, left:right].mean(axis=(2, 3))
+    return y
+
+
+def im2col_nd(x: np.ndarray, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+              padding: tuple[int, ...], dilation: tuple[int, ...]) -> np.ndarray:
+    """cols[(c, *i), (n, *p)] = x_pad[n, c, *(p*s + i*d)] for any number of spatial axes."""
+    n, c, *sizes = x.shape
+    out = [(m + 2 * p - d * (k - 1) - 1) // s + 1
+           for m, k, s, p, d in zip(sizes, kernel_size, stride, padding, dilation)]
+    x_pad = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
+    cols = np.zeros((c * math.prod(kernel_size), n * math.prod(out)), dtype=x.dtype)
+    for row, (ch, *offset) in enumerate(product(range(c), *(range(k) for k in kernel_size))):
+        for column, (b, *position) in enumerate(product(range(n), *(range(m) for m in out))):
+            where = tuple(q * s + o * d for q, o, s, d in zip(position, offset, stride, dilation))
+            cols[row, column] = x_pad[(b, ch) + where]
+    return cols
+
+
+def conv_transpose2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                     stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                     output_padding: int | tuple[int, int] = 0, groups: int = 1,
+                     dilation: int | tuple[int, int] = 1) -> np.ndarray:
+    """The scatter definition: input pixel (h, w) adds x[n, c, h, w] * w[c, o, i, j] to output
+    pixel (h*sH - pH + i*dH, w*sW - pW + j*dW) of every output channel o of c's group.
+
+    weight (C_in, C_out/groups, kH, kW); H_out = (H - 1)*sH - 2*pH + dH*(kH - 1) + opH + 1.
+    """
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    (oph, opw), (dh, dw) = _pair(output_padding), _pair(dilation)
+    n, c_in, h, w = x.shape
+    _, c_group, kh, kw = weight.shape
+    h_out = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    w_out = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    y = np.zeros((n, c_group * groups, h_out, w_out), dtype=x.dtype)
+    in_per_group = c_in // groups
+    for b in range(n):
+        for c in range(c_in):
+            first = (c // in_per_group) * c_group          # first output channel of c's group
+            for p in range(h):
+                for q in range(w):
+                    for o in range(c_group):
+                        for i in range(kh):
+                            for j in range(kw):
+                                row, col = p * sh - ph + i * dh, q * sw - pw + j * dw
+                                if 0 <= row < h_out and 0 <= col < w_out:
+                                    y[b, first + o, row, col] += x[b, c, p, q] * weight[c, o, i, j]
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+def locally_connected2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                        kernel_size: int | tuple[int, int], stride: int | tuple[int, int] = 1,
+                        padding: int | tuple[int, int] = 0) -> np.ndarray:
+    """y[n, o, p, q] = b[o, p, q] + sum_{c,i,j} W[p*W_out + q, o, (c, i, j)] x_pad[n, c, p*sH + i,
+    q*sW + j]: a convolution with a separate filter at every output position."""
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    n, c_in, h, w = x.shape
+    h_out = (h + 2 * ph - kh) // sh + 1
+    w_out = (w + 2 * pw - kw) // sw + 1
+    c_out = weight.shape[1]
+    x_pad = _zero_pad(x, ph, pw)
+    y = np.zeros((n, c_out, h_out, w_out), dtype=x.dtype)
+    for b in range(n):
+        for o in range(c_out):
+            for p in range(h_out):
+                for q in range(w_out):
+                    filters = weight[p * w_out + q, o].reshape(c_in, kh, kw)   # this position's
+                    total = 0.0 if bias is None else bias[o, p, q]
+                    for c in range(c_in):
+                        for i in range(kh):
+                            for j in range(kw):
+                                total += filters[c, i, j] * x_pad[b, c, p * sh + i, q * sw + j]
+                    y[b, o, p, q] = total
     return y

@@ -361,13 +361,23 @@ def _common_dtype(tensors: list) -> list:
 
 
 def cat(tensors: Any, dim: int = 0) -> Any:
-    """Concatenate along an existing axis; all other sizes must match."""
+    """Concatenate along an existing axis; all other sizes must match.
+
+    As in PyTorch, 1-D empty tensors (shape (0,)) are skipped whatever the others' shapes (a
+    legacy rule that lets ``cat`` start from ``empty(0)``); they still take part in the dtype.
+    """
     tensors = _check_sequence(tensors, "cat")
-    first = tensors[0]
-    if first.ndim == 0:
-        raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
-    d = normalize_dim(dim, first.ndim, "cat")
     for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated")
+    kept = [i for i, t in enumerate(tensors) if t.shape != (0,)]
+    if not kept:
+        return CatFn(0)(*_common_dtype(tensors))
+    first = tensors[kept[0]]
+    d = normalize_dim(dim, first.ndim, "cat")
+    for i in kept:
+        t = tensors[i]
         if t.ndim != first.ndim:
             raise RuntimeError(f"Tensors must have same number of dimensions: got {first.ndim} "
                                f"and {t.ndim}")
@@ -377,7 +387,8 @@ def cat(tensors: Any, dim: int = 0) -> Any:
                     f"Sizes of tensors must match except in dimension {d}. Expected size "
                     f"{first.shape[k]} but got size {t.shape[k]} for tensor number {i} in the list."
                 )
-    return CatFn(d)(*_common_dtype(tensors))
+    typed = _common_dtype(tensors)
+    return CatFn(d)(*[typed[i] for i in kept])
 
 
 concat = cat

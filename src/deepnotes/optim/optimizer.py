@@ -40,7 +40,7 @@ def check_lr(lr: Any) -> None:
     """PyTorch's check (``Invalid learning rate: -0.1``), NaN rejected as well."""
     check_number(lr, "lr")
     if not lr >= 0.0:  # also catches NaN
-        raise ValueError(f"Invalid learning rate: {lr}")
+        raise ValueError(f"Invalid learning rate: {lr} (expected lr >= 0)")
 
 
 def check_non_negative(value: Any, what: str) -> None:
@@ -48,7 +48,7 @@ def check_non_negative(value: Any, what: str) -> None:
     value: -1``, NaN rejected as well."""
     check_number(value, what)
     if not value >= 0.0:
-        raise ValueError(f"Invalid {what} value: {value}")
+        raise ValueError(f"Invalid {what} value: {value} (expected {what} >= 0)")
 
 
 class Optimizer:
@@ -189,7 +189,9 @@ class Optimizer:
         groups = self.param_groups
         saved_groups = deepcopy(state_dict["param_groups"])
         if len(groups) != len(saved_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups")
+            raise ValueError("loaded state dict has a different number of parameter groups: "
+                             f"{len(saved_groups)} in the state dict, {len(groups)} in the "
+                             "optimizer")
         if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
             raise ValueError("loaded state dict contains a parameter group that doesn't match "
                              "the size of optimizer's group")
@@ -221,9 +223,15 @@ class Optimizer:
         return text + ")"
 
 
+# 0-d bookkeeping kept in the step counters' dtype (``scalar_dtype``), not the parameter's: the
+# step count, and NAdam's running product of momenta. (PyTorch casts ``mu_product`` to the
+# parameter's dtype on load, so its NAdam does not resume bit-identically; ours does.)
+_SCALAR_STATE = ("step", "mu_product")
+
+
 def _cast_state(param: Tensor, name: str, value: Any) -> Any:
-    """A private copy of one state entry as a deepnotes Tensor; floating state (not ``step``)
-    takes the parameter's dtype."""
+    """A private copy of one state entry as a deepnotes Tensor; floating state (but not the
+    scalar bookkeeping of ``_SCALAR_STATE``) takes the parameter's dtype."""
     if isinstance(value, Tensor):
         array = value.data
     elif isinstance(value, np.ndarray) or (hasattr(value, "__array__") and hasattr(value, "shape")):
@@ -232,9 +240,35 @@ def _cast_state(param: Tensor, name: str, value: Any) -> Any:
         array = np.asarray(float(value), dtype=np.float32)
     else:
         return deepcopy(value)
-    if name != "step" and array.dtype.kind == "f":
+    if name not in _SCALAR_STATE and array.dtype.kind == "f":
         array = array.astype(param.data.dtype)
     return Tensor._wrap(np.array(array, copy=True))
+
+
+def check_betas(betas: Any) -> tuple[float, float]:
+    """A pair (beta1, beta2), each in [0, 1): ``Invalid beta parameter at index 1: 1.0``."""
+    betas = tuple(betas)
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas}")
+    for index, beta in enumerate(betas):
+        check_number(beta, f"betas[{index}]")
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {index}: {beta} (expected a "
+                             "value in [0, 1))")
+    return betas
+
+
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """start <- start + weight * (end - start), in place, rounded as PyTorch's ``lerp_``.
+
+    The exponential moving average m <- beta m + (1 - beta) g is ``lerp_(m, g, 1 - beta)``.
+    PyTorch evaluates it from whichever end is nearer, ``end - (end - start) * (1 - weight)``
+    when weight >= 0.5, which is more accurate there; doing the same keeps us bit-close to it.
+    """
+    if weight < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
 
 
 def scalar_dtype() -> np.dtype:

@@ -1,0 +1,5 @@
+"""Analysis tools: numerical gradient checks (``gradcheck``)."""
+
+from .gradcheck import gradcheck
+
+__all__ = ["gradcheck"]
