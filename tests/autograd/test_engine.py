@@ -552,3 +552,14 @@ def test_double_backward_and_inputs_are_rejected_explicitly():
         y.backward(create_graph=True)
     with pytest.raises(NotImplementedError):
         y.backward(inputs=[y])
+
+
+def test_a_node_reached_twice_is_visited_once_and_after_all_its_consumers():
+    """a feeds both b = 3a and the sum a + b: a's node must run after both consumers, exactly once
+    (a regression: marking nodes as visited when pushed rather than when expanded broke this)."""
+    x = dn.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    tx = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    a, ta = x * 2, tx * 2
+    ((a + a * 3).sum()).backward()
+    ((ta + ta * 3).sum()).backward()
+    np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())

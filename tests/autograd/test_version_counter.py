@@ -142,6 +142,18 @@ def test_optimizer_step_before_backward_raises_for_a_convolution_weight():
     raises_in_both(program)
 
 
+def test_an_in_place_dropout_of_a_saved_output_under_no_grad_raises():
+    def program(lib):
+        lib.manual_seed(0)
+        x = lib.tensor([0.5, 1.0, -2.0, 3.0], requires_grad=True)
+        y = x.sigmoid()
+        with lib.no_grad():
+            lib.nn.functional.dropout(y, 0.5, training=True, inplace=True)
+        y.sum().backward()
+
+    raises_in_both(program)
+
+
 def test_second_backward_with_retain_graph_sees_a_change_made_in_between():
     def program(lib):
         x = lib.tensor([1.0, 2.0], requires_grad=True)

@@ -285,9 +285,11 @@ def _y(*values):
 
 @pytest.mark.parametrize("fn", [L.cross_entropy, L.nll_loss])
 def test_class_target_out_of_bounds(fn):
-    with pytest.raises(IndexError, match=r"^Target 7 is out of bounds\. Expected class indices in \[0, 5\)"):
+    with pytest.raises(IndexError,
+                       match=r"^Target 7 is out of bounds\. Expected class indices in \[0, 5\)"):
         fn(_z(4, 5), _y(0, 1, 7, 2))
-    with pytest.raises(IndexError, match=r"^Target -2 is out of bounds\. Expected class indices in \[0, 5\)"):
+    with pytest.raises(IndexError,
+                       match=r"^Target -2 is out of bounds\. Expected class indices in \[0, 5\)"):
         fn(_z(4, 5), _y(0, 1, -2, 2))
     with pytest.raises(IndexError, match="Target 5 is out of bounds"):
         fn(_z(4, 5), _y(0, 5, 0, 0), ignore_index=0)  # ignore_index does not widen the range

@@ -77,10 +77,10 @@ def _topological_order(root: Function) -> tuple[list[Function], set[int]]:
         append((node, True))
         if node._modified_outputs is not None:
             stale.add(id(node))
-        for edge in node._edges:
+        for value, edge in zip(node.inputs, node._edges):
             if edge is not None:
                 parent = edge[0]
-                if edge[3]._version != edge[2]:
+                if value._version != edge[2]:
                     stale.add(id(node))
                 if parent is not None and id(parent) not in visited:
                     append((parent, False))
@@ -217,8 +217,8 @@ def check_versions(node: Function) -> None:
     changed, see ``function.output_modified``.
     """
     changed = []
-    for i, (value, edge) in enumerate(zip(node.inputs, node._edges)):
-        if edge is not None and value._version != edge[2] and node.saves(node._arrays[i]):
+    for value, edge in zip(node.inputs, node._edges):
+        if edge is not None and value._version != edge[2] and node._saves(edge[3]):
             output_of = None if value._fn is None else (value._fn, value._index)
             changed.append((value, edge[2], value._version, output_of))
     for ref, expected, output_index in node._modified_outputs or ():

@@ -48,7 +48,7 @@ class Function:
     # Set by __call__ when the node is recorded in the graph.
     inputs: tuple[Any, ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
-    _edges: Any = ()  # per Tensor input: (producing node or None, output index, version, tensor)
+    _edges: Any = ()  # per Tensor input: (producing node or None, output index, version, array)
     saved: tuple[Any, ...] = ()
     _released = False
     _output_meta: tuple[tuple[tuple[int, ...], np.dtype], ...] = ()
@@ -67,7 +67,7 @@ class Function:
         """Keep ``arrays`` for ``backward`` (in ``self.saved``)."""
         self.saved = arrays
 
-    def saves(self, array: Any) -> bool:
+    def _saves(self, array: Any) -> bool:
         """Whether ``array``, or a view of it, is among the arrays saved for backward."""
         return any(s is array or (type(s) is np.ndarray and s.base is array)
                    for s in self.saved)
@@ -82,17 +82,18 @@ class Function:
         # One pass over the inputs (cheaper than three comprehensions): the raw arrays for
         # forward, which inputs need a gradient, and for each Tensor input its edge: the node
         # that produced it (None for a leaf), which of that node's outputs it is, its version
-        # now, and the tensor. The engine routes gradients along these edges, not along the
+        # and its array now. The engine routes gradients along these edges, not along the
         # inputs' current ``_fn``: an in-place op moves a tensor to a new node, but this node
-        # used its old value.
+        # used its old value (and the version and array tell whether that value changed).
         arrays: list[Any] = []
         needs_list: list[bool] = []
         edges: list[Any] = []
         for v in inputs:
             if isinstance(v, tensor_cls):
-                arrays.append(v.data)
+                data = v.data
+                arrays.append(data)
                 needs_list.append(v._requires_grad)
-                edges.append((v._fn, v._index, v._version, v))
+                edges.append((v._fn, v._index, v._version, data))
             else:
                 arrays.append(v)
                 needs_list.append(False)
@@ -103,7 +104,6 @@ class Function:
             self.needs_input_grad = needs
             self.inputs = inputs
             self._edges = edges
-            self._arrays = arrays  # to tell, if an input changes later, whether it was saved
         if anomaly_mode._enabled:
             self._created_at = anomaly_mode.creation_site()
         try:
@@ -155,7 +155,7 @@ def broadcast_error(arrays: list) -> RuntimeError:
 def output_modified(node: Function, tensor: Any, old_data: np.ndarray, version: int) -> None:
     """Called when ``tensor``, output of ``node``, is changed in place (its value was ``old_data``
     at ``version``): if ``node`` saved that array for backward, its backward must refuse to run."""
-    if not node._released and node.saves(old_data):
+    if not node._released and node._saves(old_data):
         entry = (weakref.ref(tensor), version, tensor._index)
         previous = node._modified_outputs
         node._modified_outputs = (entry,) if previous is None else previous + (entry,)
