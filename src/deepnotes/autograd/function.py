@@ -104,7 +104,8 @@ class Function:
             self.needs_input_grad = needs
             self.inputs = inputs
             self._edges = edges
-        if anomaly_mode._enabled:
+        anomaly = anomaly_mode._enabled  # off: this flag test is all anomaly mode costs
+        if anomaly:
             self._created_at = anomaly_mode.creation_site()
         try:
             output = self.forward(*arrays)
@@ -112,7 +113,7 @@ class Function:
             if not str(error).startswith("operands could not be broadcast"):
                 raise
             raise broadcast_error(arrays) from None
-        if anomaly_mode._enabled and anomaly_mode._check_nan:
+        if anomaly and anomaly_mode._check_nan:
             anomaly_mode.check_forward(self, arrays,
                                        output if isinstance(output, tuple) else (output,))
         wrap = tensor_cls._wrap
