@@ -22,7 +22,26 @@ def _index(idx: Any, size: int) -> int:
     return idx % size
 
 
-class Sequential(Module):
+class _NumberedModules(Module):
+    """What Sequential and ModuleList share: children keyed "0", "1", ... kept contiguous."""
+
+    def __delitem__(self, idx: int | slice) -> None:
+        keys = list(self._modules)
+        doomed = keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys))]]
+        for key in doomed:
+            del self._modules[key]
+        # renumber so that the keys stay "0", "1", ... as PyTorch does
+        self.__dict__["_modules"] = OrderedDict(
+            (str(i), m) for i, m in enumerate(self._modules.values()))
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+
+class Sequential(_NumberedModules):
     """Modules applied one after another: ``Sequential(a, b, c)(x) = c(b(a(x)))``.
 
     Built from modules (keys "0", "1", ...) or from one OrderedDict of named modules. Supports
@@ -54,21 +73,6 @@ class Sequential(Module):
         keys = list(self._modules)
         setattr(self, keys[_index(idx, len(keys))], module)
 
-    def __delitem__(self, idx: int | slice) -> None:
-        keys = list(self._modules)
-        doomed = keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys))]]
-        for key in doomed:
-            del self._modules[key]
-        # renumber so that the keys stay "0", "1", ... as PyTorch does
-        self.__dict__["_modules"] = OrderedDict(
-            (str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
         return self
@@ -96,7 +100,7 @@ class Sequential(Module):
         return value
 
 
-class ModuleList(Module):
+class ModuleList(_NumberedModules):
     """A list of modules whose parameters are registered (a plain Python list would hide them).
 
     No ``forward``: the owner decides how to call the modules. Repeated identical entries are
@@ -116,20 +120,6 @@ class ModuleList(Module):
 
     def __setitem__(self, idx: int, module: Module) -> None:
         setattr(self, str(_index(idx, len(self))), module)
-
-    def __delitem__(self, idx: int | slice) -> None:
-        keys = list(self._modules)
-        doomed = keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys))]]
-        for key in doomed:
-            del self._modules[key]
-        self.__dict__["_modules"] = OrderedDict(
-            (str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
 
     def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
         return self.extend(modules)

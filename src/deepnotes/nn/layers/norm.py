@@ -22,6 +22,29 @@ from ..parameter import Parameter
 from ._common import check_count, factory
 
 
+def _register_scale_and_shift(module: Module, enabled: bool, bias: bool, shape: Any,
+                              device: Any, dtype: Any) -> None:
+    """Register the affine scale ``weight`` (gamma) and shift ``bias`` (beta) of a normalisation
+    layer, or None in their place, as PyTorch's norm layers do."""
+    if enabled:
+        module.weight = Parameter(factory(shape, device, dtype))
+        if bias:
+            module.bias = Parameter(factory(shape, device, dtype))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def _reset_scale_and_shift(module: Module) -> None:
+    """gamma = 1 and beta = 0: the layer starts as a pure standardisation."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
 class _BatchNorm(Module):
     """Shared by BatchNorm1d/2d: y = (x - mean) / sqrt(var + eps) * weight + bias per channel.
 
@@ -56,15 +79,7 @@ class _BatchNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         n = self.num_features
-        if affine:
-            self.weight = Parameter(factory((n,), device, dtype))
-            if bias:
-                self.bias = Parameter(factory((n,), device, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_scale_and_shift(self, affine, bias, (n,), device, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", factory((n,), device, dtype))
             self.register_buffer("running_var", factory((n,), device, dtype))
@@ -85,10 +100,7 @@ class _BatchNorm(Module):
     def reset_parameters(self) -> None:
         """Running statistics reset; weight (gamma) = 1 and bias (beta) = 0."""
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_scale_and_shift(self)
 
     def _check_input_dim(self, input: Tensor) -> None:
         raise NotImplementedError
@@ -183,22 +195,12 @@ class LayerNorm(Module):
             check_count(s, "normalized_shape", "LayerNorm") for s in normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(factory(self.normalized_shape, device, dtype))
-            if bias:
-                self.bias = Parameter(factory(self.normalized_shape, device, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_scale_and_shift(self, elementwise_affine, bias, self.normalized_shape, device,
+                                  dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_scale_and_shift(self)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -318,22 +320,11 @@ class GroupNorm(Module):
                              f"({num_groups})")
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = Parameter(factory((num_channels,), device, dtype))
-            if bias:
-                self.bias = Parameter(factory((num_channels,), device, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_scale_and_shift(self, affine, bias, (num_channels,), device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_scale_and_shift(self)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
