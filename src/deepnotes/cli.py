@@ -215,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deepnotes {__version__}")
     subparsers = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     _add_train(subparsers)
-    # Later: _add_summary(subparsers), _add_experiment(subparsers).
+    # Every other command lives beside the code it drives, in a module with an
+    # ``add_parser(subparsers)`` that imports nothing heavy at module level.
+    # One line per command, in the order ``deepnotes --help`` lists them:
     return parser
 
 
