@@ -234,7 +234,8 @@ def test_custom_sampler_and_batch_sampler():
     (dict(batch_sampler=[[0]], batch_size=2), ValueError, "batch_sampler option is mutually"),
     (dict(batch_size=None, drop_last=True), ValueError, "mutually exclusive with drop_last"),
     (dict(num_workers=-1), ValueError, "num_workers option should be non-negative"),
-    (dict(num_workers=2), NotImplementedError, "num_workers=2"),
+    (dict(prefetch_factor=2), ValueError, "prefetch_factor option could only be specified"),
+    (dict(timeout=-1), ValueError, "timeout option should be non-negative"),
 ])
 def test_argument_errors_like_torch(kwargs, error, message):
     ds = TensorDataset(dn.arange(4))

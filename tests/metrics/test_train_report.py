@@ -1,0 +1,132 @@
+"""``deepnotes train``: the test-set report (metrics.json + confusion matrix / ROC / PR PNGs),
+--early-stopping (stop, restore the best weights, exact resume) and --data with local files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+
+import deepnotes as dn
+from deepnotes import train as train_module
+from deepnotes.cli import main
+from deepnotes.metrics.report import predict_proba
+from deepnotes.models import get_model
+from deepnotes.train import EarlyStopping
+
+QUICK = ["--epochs", "2", "--limit-batches", "2", "--batch-size", "32", "--quiet"]
+PNG = b"\x89PNG\r\n\x1a\n"
+REAL_EVALUATE = train_module.evaluate
+
+
+def test_report_matches_sklearn_on_the_final_model(tmp_path):
+    assert main(["train", "--out", str(tmp_path), "--name", "r", "--seed", "3", *QUICK]) == 0
+    run = tmp_path / "r"
+    for name in ("confusion_matrix.png", "roc_curves.png", "pr_curves.png"):
+        assert (run / name).read_bytes()[:8] == PNG
+    report = json.loads((run / "metrics.json").read_text())["test_metrics"]
+    model = get_model("digits_cnn")
+    model.load_state_dict(dn.load(run / "checkpoint.safetensors")["model"])
+    _, test = dn.data.datasets.digits()
+    y, proba = predict_proba(model, test, limit_batches=2)
+    pred = proba.argmax(axis=1)
+    labels = list(range(10))
+    assert report["num_samples"] == len(y) == 359
+    assert report["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert report["f1_macro"] == pytest.approx(
+        skm.f1_score(y, pred, average="macro", labels=labels, zero_division=0))
+    assert report["top_2_accuracy"] == pytest.approx(
+        skm.top_k_accuracy_score(y, proba, k=2, labels=labels))
+    assert report["roc_auc_ovr_macro"] == pytest.approx(
+        skm.roc_auc_score(y, proba, multi_class="ovr", labels=labels))
+    np.testing.assert_array_equal(report["confusion_matrix"],
+                                  skm.confusion_matrix(y, pred, labels=labels))
+
+
+def test_early_stopping_rule():
+    stopper = EarlyStopping(patience=2, min_delta=0.05)
+    decisions = [stopper.step(loss, epoch) for epoch, loss in
+                 enumerate([1.0, 0.9, 0.87, 0.95], start=1)]
+    # 0.87 is not below 0.9 - 0.05: no improvement; 0.95 neither -> stop after epoch 4
+    assert decisions == [False, False, False, True]
+    assert stopper.best == 0.9 and stopper.best_epoch == 2
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(0)
+
+
+class ScriptedTestLoss:
+    """Replaces ``train.evaluate``: the test loss follows a script (the real accuracy is kept);
+    ``interrupt_at`` raises KeyboardInterrupt at that call, like Ctrl-C during an epoch."""
+
+    def __init__(self, losses, interrupt_at=None):
+        self.losses, self.calls, self.interrupt_at = losses, 0, interrupt_at
+
+    def __call__(self, model, loader, loss_fn, *, limit_batches=None):
+        self.calls += 1
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        _, acc = REAL_EVALUATE(model, loader, loss_fn, limit_batches=limit_batches)
+        return self.losses[self.calls - 1], acc
+
+
+RUN = ["--epochs", "8", "--limit-batches", "2", "--batch-size", "32", "--seed", "5",
+       "--lr-schedule", "constant", "--early-stopping", "2", "--quiet"]
+LOSSES = [1.0, 0.8, 0.6, 0.7, 0.65, 0.1, 0.1, 0.1]   # best at epoch 3, stop after epoch 5
+
+
+def test_early_stopping_stops_restores_the_best_weights_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "evaluate", ScriptedTestLoss(LOSSES))
+    assert main(["train", "--out", str(tmp_path), "--name", "es", *RUN]) == 0
+    run = tmp_path / "es"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4, 5]
+    assert metrics["early_stopping"] == {"patience": 2, "stopped": True, "best_epoch": 3,
+                                         "best_test_loss": 0.6, "restored_best": True}
+    checkpoint = dn.load(run / "checkpoint.safetensors")
+    assert checkpoint["epoch"] == 5 and checkpoint["early_stopping"]["stopped"]
+
+    # The restored weights are those after epoch 3: a 3-epoch run (constant lr) ends there.
+    monkeypatch.setattr(train_module, "evaluate", ScriptedTestLoss(LOSSES))
+    assert main(["train", "--out", str(tmp_path), "--name", "three", "--epochs", "3",
+                 *RUN[2:]]) == 0
+    three = dn.load(tmp_path / "three" / "checkpoint.safetensors")["model"]
+    best = checkpoint["early_stopping"]["best_state"]
+    for key, value in three.items():
+        np.testing.assert_array_equal(best[key].data, value.data)
+
+    # Interrupted in epoch 4, then resumed: the same stop, the same best weights.
+    scripted = ScriptedTestLoss(LOSSES, interrupt_at=4)
+    monkeypatch.setattr(train_module, "evaluate", scripted)
+    assert main(["train", "--out", str(tmp_path), "--name", "cut", *RUN]) == 130
+    assert dn.load(tmp_path / "cut" / "checkpoint.safetensors")["epoch"] == 3
+    scripted.interrupt_at = None
+    scripted.calls = 3
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    resumed = dn.load(tmp_path / "cut" / "checkpoint.safetensors")
+    assert resumed["epoch"] == 5
+    for key, value in checkpoint["model"].items():
+        np.testing.assert_array_equal(resumed["model"][key].data, value.data)
+        np.testing.assert_array_equal(resumed["early_stopping"]["best_state"][key].data,
+                                      best[key].data)
+    # Resuming a run that stopped early does nothing.
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    assert dn.load(tmp_path / "cut" / "checkpoint.safetensors")["epoch"] == 5
+
+
+def test_train_on_mnist_files(tmp_path, capsys):
+    from tests.data.test_files import write_mnist
+
+    write_mnist(tmp_path / "data", n_train=40, n_test=20, gz=True)
+    assert main(["train", "--data", "mnist", "--data-dir", str(tmp_path / "data"),
+                 "--model", "mlp", "--image-size", "8", "--out", str(tmp_path),
+                 "--name", "m", *QUICK]) == 0
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["config"]["dataset"] == "mnist" and metrics["train_samples"] == 40
+    assert metrics["test_metrics"]["num_samples"] == 20
+    code = main(["train", "--data", "cifar10", "--data-dir", str(tmp_path / "data"),
+                 "--out", str(tmp_path), *QUICK])
+    assert code == 2 and "data_batch_1.bin" in capsys.readouterr().err
+    code = main(["train", "--data", "mnist", "--out", str(tmp_path), *QUICK])
+    assert code == 2 and "--data-dir" in capsys.readouterr().err
