@@ -28,7 +28,13 @@ import numpy as np
 from ..autograd import Function
 from . import shape
 from ._util import check_tensor
-from .im2col import col2im, conv_output_size, im2col, normalize_padding
+from .im2col import _ntuple, col2im, conv_output_size, im2col, normalize_padding
+
+# im2col columns up to this size are kept from forward for the weight gradient; larger ones are
+# rebuilt from the input in backward. 16 MiB keeps LeNet's and the small layers' columns (no
+# recomputation) and rebuilds the big early layers of a ResNet: the resnet_step benchmark's peak
+# memory drops from about 1.9x to 1.2x PyTorch's for about 4 % more time (docs/performance.md).
+COLUMNS_KEPT_BYTES = 16 * 2**20
 
 
 def _channels_first(nd: int) -> tuple[int, ...]:
@@ -51,8 +57,16 @@ class ConvNdFn(Function):
         dweight_rows = g @ cols^T                         (G, C_out/G, K)
         dcols        = weight_rows^T @ g,  dx = col2im(dcols)   (overlapping patches add up)
         dbias        = g summed over N and L
-    grad_x is skipped when x needs no gradient (the first layer), and cols are kept for backward
-    only when the weight needs a gradient. Derivation: docs/derivations/conv2d.md.
+    With stride 1 (and groups 1) dx is computed as the equivalent convolution instead (notes 004
+    Q38: the backward-data pass is a transposed convolution, and with stride 1 that is a plain
+    one): dx = conv(g padded by d*(k-1) - pad, weight flipped in space with C_in and C_out
+    swapped), i.e. an im2col of g and one GEMM; no col2im. Same numbers, 10-25 % faster (an im2col
+    copy beats prod(k) strided adds, most of all on small images).
+    grad_x is skipped when x needs no gradient (the first layer). dweight needs cols: they are
+    kept from the forward pass when they take at most ``COLUMNS_KEPT_BYTES`` (saving an im2col),
+    and rebuilt from x in backward otherwise, since a 3x3 convolution's columns are 9x its input
+    and keeping them all would double a CNN step's peak memory (PyTorch keeps only x).
+    Derivation: docs/derivations/conv2d.md.
     Torch: torch.nn.functional.conv1d / conv2d / conv3d.
     """
 
@@ -83,26 +97,51 @@ class ConvNdFn(Function):
             y = np.ascontiguousarray(y)
         needs = self.needs_input_grad
         if needs:                                          # recorded in the graph
-            self.save_for_backward(cols if needs[1] else None, weight_rows)
+            keep = needs[1] and cols.nbytes <= COLUMNS_KEPT_BYTES
+            self.save_for_backward(cols if keep else None, weight_rows,
+                                   x if needs[1] and not keep else None)
             self.x_shape, self.kernel_size, self.pads = x.shape, tuple(kernel), pads
             self.out_size = out_size
         return y[0] if self.unbatched else y
 
     def backward(self, grad_y):
-        cols, weight_rows = self.saved
+        cols, weight_rows, x = self.saved
         if self.unbatched:
             grad_y = grad_y[None]
         n, c_out = grad_y.shape[:2]
         nd = grad_y.ndim - 2
         g = self.groups
+        if x is not None:                                  # columns too large to keep: rebuild
+            cols = im2col(x, self.kernel_size, self.stride, self.pads, self.dilation,
+                          self.out_size)                   # (C_in*k.., N*L)
+            cols = cols.reshape(g, cols.shape[0] // g, cols.shape[-1])    # (G, K, N*L)
         grad_rows = grad_y.transpose(_channels_first(nd)).reshape(g, c_out // g, -1)
         # grad_rows: (G, C_out/G, N*L)
         grad_x = grad_weight = grad_bias = None
         if self.needs_input_grad[1]:
-            grad_weight = grad_rows @ cols.transpose(0, 2, 1)                # (G, C_out/G, K)
-            grad_weight = grad_weight.reshape(c_out, -1, *self.kernel_size)  # weight's shape
-        if self.needs_input_grad[0]:
-            grad_cols = weight_rows.transpose(0, 2, 1) @ grad_rows           # (G, K, N*L)
+            # dweight_rows = g @ cols^T, computed as (cols @ g^T)^T: the same numbers, but with
+            # the long N*L axis as the inner dimension of an (K x N*L) @ (N*L x C_out/G) GEMM
+            # OpenBLAS splits well over threads; the (C_out/G x N*L) @ (N*L x K) form ran up to
+            # 20x slower on 2 loaded cores (docs/performance.md, "where the time went").
+            # The transposed product is copied into a fresh array of the weight's shape, which
+            # owns its memory, so the engine can store it as .grad without another copy.
+            k = weight_rows.shape[-1]
+            grad_weight = np.empty((c_out, k // math.prod(self.kernel_size), *self.kernel_size),
+                                   dtype=weight_rows.dtype)              # weight's shape
+            if g == 1:
+                grad_weight.reshape(c_out, k)[...] = (cols[0] @ grad_rows[0].T).T  # (C_out, K)
+            else:
+                grad_weight.reshape(g, c_out // g, k)[...] = (       # (G, C_out/G, K)
+                    cols @ grad_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
+        if self.needs_input_grad[0] and g == 1 and self._stride_one():
+            grad_x = self._grad_input_by_convolution(grad_y, weight_rows[0])
+            if self.unbatched:
+                grad_x = grad_x[0]
+        elif self.needs_input_grad[0]:
+            if g == 1:
+                grad_cols = weight_rows[0].T @ grad_rows[0]                  # (K, N*L)
+            else:
+                grad_cols = weight_rows.transpose(0, 2, 1) @ grad_rows       # (G, K, N*L)
             grad_x = col2im(grad_cols.reshape(math.prod(grad_cols.shape[:-1]),
                                               grad_cols.shape[-1]), self.x_shape,
                             self.kernel_size, self.stride, self.pads, self.dilation,
@@ -112,6 +151,36 @@ class ConvNdFn(Function):
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             grad_bias = grad_y.sum(axis=(0,) + tuple(range(2, 2 + nd)))     # (C_out,)
         return grad_x, grad_weight, grad_bias
+
+
+    def _stride_one(self) -> bool:
+        """Stride 1 on every axis and no padding beyond the kernel's reach (so that the padding
+        of g below is >= 0)."""
+        nd = len(self.kernel_size)
+        stride, dilation = _ntuple(self.stride, nd), _ntuple(self.dilation, nd)
+        return all(s == 1 and max(lo, hi) <= d * (k - 1) for s, d, k, (lo, hi)
+                   in zip(stride, dilation, self.kernel_size, self.pads))
+
+    def _grad_input_by_convolution(self, grad_y, weight_rows):
+        """dx for stride 1, groups 1: the convolution of g with the flipped, transposed kernel.
+
+        dx[n, c, p] = sum_{o, i} g[n, o, p + pad - d*i] w[o, c, i]; substituting i' = k - 1 - i,
+        this is a convolution of g padded by d*(k - 1) - pad with w'[c, o, i'] = w[o, c, k-1-i'].
+        """
+        nd = len(self.kernel_size)
+        n, c_in, *in_size = self.x_shape
+        c_out = weight_rows.shape[0]
+        weight = weight_rows.reshape(c_out, c_in, *self.kernel_size)        # (C_out, C_in, *k)
+        flipped = weight[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
+        flipped_rows = np.ascontiguousarray(flipped.swapaxes(0, 1)).reshape(c_in, -1)
+        # flipped_rows: (C_in, C_out*prod(k)), rows ordered as im2col's (o, *i)
+        dilation = _ntuple(self.dilation, nd)
+        pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi)
+                     for d, k, (lo, hi) in zip(dilation, self.kernel_size, self.pads))
+        grad_cols = im2col(grad_y, self.kernel_size, 1, pads, dilation, tuple(in_size))
+        grad_x = flipped_rows @ grad_cols                                   # (C_in, N*L_in)
+        return np.ascontiguousarray(grad_x.reshape(c_in, n, *in_size)
+                                    .transpose(_channels_first(nd)))        # (N, C_in, *S)
 
 
 Conv2dFn = ConvNdFn   # the 2-D case; the name the docs and notes-map use

@@ -74,7 +74,8 @@ class BatchNormFn(Function):
             centred = x3 - mean[:, None]                                 # (N, C, L)
             var = np.einsum("ncl,ncl->c", centred, centred) / max(m, 1)  # (C,) biased
             inv_std = 1.0 / np.sqrt(var + self.eps)                      # (C,)
-            x_hat = centred * inv_std[:, None]                           # (N, C, L)
+            centred *= inv_std[:, None]                  # in place: one (N, C, L) array less
+            x_hat = centred                                              # (N, C, L)
             self._update_running(mean, var, m)
         else:
             mean = self.running_mean.astype(x.dtype, copy=False)
@@ -83,8 +84,9 @@ class BatchNormFn(Function):
         y = x_hat
         if weight is not None:
             y = y * weight.astype(x.dtype, copy=False)[:, None]
-        if bias is not None:
-            y = y + bias.astype(x.dtype, copy=False)[:, None]
+        if bias is not None:  # y += b in place when y is already a fresh array
+            b = bias.astype(x.dtype, copy=False)[:, None]
+            y = y + b if y is x_hat else np.add(y, b, out=y)
         self.save_for_backward(x_hat, inv_std, weight)
         # without an affine map y would be x_hat itself: copy it so that editing the output in
         # place cannot corrupt what backward reads
@@ -118,7 +120,11 @@ class BatchNormFn(Function):
                 m = g.shape[0] * g.shape[2]
                 mean_g = grad_beta / max(m, 1)                           # (C,)
                 mean_g_xhat = grad_gamma / max(m, 1)                     # (C,)
-                grad_x = (g - mean_g[:, None] - x_hat * mean_g_xhat[:, None]) * scale[:, None]
+                # (g - mean_g - x_hat * mean_g_xhat) * scale, with the per-channel factors
+                # folded into (C,) vectors first: two full-size temporaries instead of four
+                grad_x = x_hat * (-mean_g_xhat * scale)[:, None]                 # (N, C, L)
+                grad_x += g * scale[:, None]
+                grad_x -= (mean_g * scale)[:, None]
             else:
                 grad_x = g * scale[:, None]
             grad_x = grad_x.reshape(self.x_shape)

@@ -100,6 +100,7 @@ class SGD(Optimizer):
                 state["momentum_buffer"] = buf = Tensor._wrap(grad.copy())
             else:
                 buf.data *= momentum
-                buf.data += (1 - group["dampening"]) * grad
+                dampening = group["dampening"]
+                buf.data += grad if dampening == 0 else (1 - dampening) * grad
             grad = grad + momentum * buf.data if group["nesterov"] else buf.data
         w -= group["lr"] * grad

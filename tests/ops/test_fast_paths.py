@@ -1,0 +1,80 @@
+"""The hot-path variants of issue 7 against PyTorch: columns rebuilt in backward, dx of a stride-1
+convolution as a convolution, and float32 staying float32 through a training step."""
+
+import numpy as np
+import pytest
+
+import deepnotes as dn
+import deepnotes.nn.functional as F
+from deepnotes.ops import conv as conv_ops
+from tests.helpers import check_against_torch
+
+# (op, torch name, x shape, w shape, kwargs): stride 1 (dx by convolution) and strided (col2im)
+CASES = [
+    (F.conv2d, "conv2d", (2, 3, 7, 6), (4, 3, 3, 3), dict(padding=1)),
+    (F.conv2d, "conv2d", (2, 3, 9, 8), (4, 3, 3, 2), dict(padding=(2, 0), dilation=(2, 1))),
+    (F.conv2d, "conv2d", (2, 3, 8, 8), (4, 3, 3, 3), dict(stride=2, padding=1)),
+    (F.conv2d, "conv2d", (2, 4, 6, 6), (4, 2, 3, 3), dict(padding=1, groups=2)),
+    (F.conv2d, "conv2d", (2, 6, 5, 5), (3, 6, 1, 1), {}),
+    (F.conv2d, "conv2d", (3, 7, 7), (4, 3, 3, 3), dict(padding=1)),          # unbatched
+    (F.conv1d, "conv1d", (2, 3, 11), (4, 3, 4), dict(padding="same", dilation=2)),
+    (F.conv3d, "conv3d", (1, 2, 5, 5, 4), (3, 2, 3, 3, 2), dict(padding=(1, 1, 0))),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("keep_bytes", [0, 2**30], ids=["rebuilt", "kept"])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_conv_paths_match_torch(case, keep_bytes, rng, monkeypatch):
+    monkeypatch.setattr(conv_ops, "COLUMNS_KEPT_BYTES", keep_bytes)
+    op, name, x_shape, w_shape, kw = CASES[case]
+    inputs = (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
+              rng.standard_normal(w_shape[0]))
+    check_against_torch(op, name, inputs, **kw)
+
+
+def test_stride_one_path_is_taken_and_matches_col2im(rng):
+    x = dn.tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
+    w = dn.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    node = y._fn
+    assert node._stride_one()
+    g = rng.standard_normal(y.shape)
+    by_conv = node._grad_input_by_convolution(g, w.data.reshape(4, -1))
+    cols = w.data.reshape(4, -1).T @ g.transpose(1, 0, 2, 3).reshape(4, -1)
+    by_col2im = conv_ops.col2im(cols, x.shape, (3, 3), 1, ((1, 1), (1, 1)))
+    np.testing.assert_allclose(by_conv, by_col2im, atol=1e-12)
+
+
+def _float32_step_grads():
+    rng = np.random.default_rng(0)
+    x = dn.tensor(rng.standard_normal((4, 3, 8, 8)).astype(np.float32), requires_grad=True)
+    conv = dn.nn.Conv2d(3, 4, 3, padding=1)
+    bn, fc = dn.nn.BatchNorm2d(4), dn.nn.Linear(4 * 4 * 4, 5)
+    h = F.max_pool2d(F.relu(bn(conv(x))), 2)                     # (4, 4, 4, 4)
+    h = F.layer_norm(h * 0.5 + 1, (4, 4)) - 2.0 / 3.0            # Python scalars
+    logits = fc(h.flatten(1))
+    loss = F.cross_entropy(logits, dn.tensor(np.array([0, 1, 2, 3]))) + logits.mean() ** 2
+    outputs = [h, logits, loss, F.softmax(logits, 1), logits.sigmoid(), logits.tanh()]
+    loss.backward()
+    params = [x, *conv.parameters(), *bn.parameters(), *fc.parameters()]
+    return outputs, params
+
+
+def test_float32_stays_float32():
+    outputs, params = _float32_step_grads()
+    assert [o.dtype for o in outputs] == [dn.float32] * len(outputs)
+    assert [p.grad.dtype for p in params] == [dn.float32] * len(params)
+    opt = dn.optim.SGD(params[1:], lr=0.1, momentum=0.9, weight_decay=1e-4)
+    opt.step()
+    assert all(p.dtype == dn.float32 for p in params)
+    assert all(s["momentum_buffer"].dtype == dn.float32 for s in opt.state.values())
+
+
+def test_float32_lstm():
+    lstm = dn.nn.LSTM(3, 4)
+    x = dn.tensor(np.ones((5, 2, 3), np.float32), requires_grad=True)
+    out, (h, c) = lstm(x)
+    out.sum().backward()
+    assert {out.dtype, h.dtype, c.dtype, x.grad.dtype} == {dn.float32}
+    assert all(p.grad.dtype == dn.float32 for p in lstm.parameters())
