@@ -81,7 +81,7 @@ BAD_FLAGS = [
     (["--threads", "0"], "argument --threads: expected a positive integer, got 0"),
     (["--seed", "x"], "argument --seed: invalid int value: 'x'"),
     (["--model", "resnet9000"], "argument --model: unknown model 'resnet9000'; available: "
-                                "digits_cnn, lenet5, mlp"),
+                                "alexnet, "),
     (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop' (choose from "),
     (["--lr-schedule", "linear"], "argument --lr-schedule: invalid choice: 'linear'"),
 ]
@@ -113,7 +113,8 @@ def test_train_writes_checkpoint_metrics_and_curves(tmp_path, capsys):
     assert "test loss" in captured.out and "final test accuracy" in captured.out
     run = tmp_path / "smoke"
     assert sorted(p.name for p in run.iterdir()) == [
-        "checkpoint.safetensors", "curves.png", "metrics.csv", "metrics.json"]
+        "checkpoint.safetensors", "confusion_matrix.png", "curves.png", "metrics.csv",
+        "metrics.json", "pr_curves.png", "roc_curves.png"]
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["config"]["seed"] == 7 and metrics["config"]["model"] == "digits_cnn"

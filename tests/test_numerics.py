@@ -196,6 +196,7 @@ SAMPLES: dict[str, Callable[[Any], tuple[tuple, dict]]] = {
     "binary_cross_entropy_with_logits": lambda lib: (
         (r(lib, 4, 5), r(lib, 4, 5, low=0.0, grad=False)),
         {"pos_weight": r(lib, 5, low=0.5, grad=False)}),
+    "channel_shuffle": lambda lib: ((r(lib, 2, 6, 3, 3), 3), {}),
     "conv1d": lambda lib: ((r(lib, 2, 3, 7), r(lib, 4, 3, 3), r(lib, 4)), {"padding": 1}),
     "conv2d": lambda lib: ((r(lib, *X4), r(lib, 4, 3, 3, 3), r(lib, 4)), {"stride": 2}),
     "conv3d": lambda lib: ((r(lib, 1, 2, 4, 4, 4), r(lib, 3, 2, 2, 2, 2)), {}),

@@ -90,4 +90,11 @@ __version__ = "0.1.0"
 
 # The subpackages, so that ``import deepnotes as dn`` gives dn.nn, dn.optim, ... as torch does.
 from . import analysis, data, models, nn, optim  # noqa: E402
+from ._malloc import keep_freed_memory as _keep_freed_memory  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402
+
+_keep_freed_memory()  # glibc: reuse freed NumPy temporaries, no page faults (_malloc.py)
+
+# isort: split
+# torch.distributed's API; mpi4py is imported only by init_process_group
+from . import distributed  # noqa: E402

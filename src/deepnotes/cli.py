@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 
@@ -49,7 +50,10 @@ examples:
   deepnotes train --model mlp --epochs 30 --optimizer sgd --lr 0.1
   deepnotes train --epochs 5 --seed 1 --out /tmp/runs --name try1 --quiet
   deepnotes train --resume /tmp/runs/try1
-  deepnotes train --optimizer sgd --lr 0.5 --grad-clip 1.0"""
+  deepnotes train --optimizer sgd --lr 0.5 --grad-clip 1.0
+  deepnotes train --model mobilenet_v2_cifar --epochs 3   (digits upscaled to 3x32x32)
+  deepnotes train --model lenet5 --image-size 28
+  mpiexec -n 2 deepnotes train --distributed   (data parallel on 2 processes)"""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -129,8 +133,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(*names, action=_Given, **kwargs)  # type: ignore[arg-type]
 
     option("--model", type=_model_name, default=defaults.model, metavar="NAME",
-           help="model to train (digits_cnn, mlp; see deepnotes.models.list_models()); "
-                "it must take 1x8x8 images")
+           help="model to train (digits_cnn, mlp, mobilenet_v2_cifar, resnet18...; see "
+                "deepnotes.models.list()); models that need larger or 3-channel images get "
+                "the digits upscaled (see --image-size)")
     option("--epochs", type=_positive_int, default=defaults.epochs, metavar="N",
            help="passes over the training set")
     option("--batch-size", type=_positive_int, default=defaults.batch_size, metavar="B",
@@ -160,17 +165,44 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     option("--limit-batches", type=_positive_int, default=None, metavar="N",
            help="use at most N batches per epoch for training and for testing "
                 "(quick smoke runs)")
+    option("--image-size", type=_positive_int, default=None, metavar="S",
+           help="upscale the 8x8 digits bilinearly to SxS (grey repeated to 3 channels when "
+                "the model's first convolution takes 3); default: the digits' own 8x8 for "
+                "1-channel models that take it, else the first of 32, 64, 96, 224 that the "
+                "model takes (32 for the *_cifar models)")
     option("--grad-clip", type=_positive_float, default=None,
            metavar="MAX_NORM",
            help="rescale the gradients before each step so that their total 2-norm is "
                 "at most MAX_NORM (nn.utils.clip_grad_norm_); off by default")
+    option("--data", choices=["digits", "mnist", "fashion-mnist", "cifar10"],
+           default=defaults.dataset, dest="dataset",
+           help="data set: the bundled 8x8 digits, or MNIST / Fashion-MNIST (IDX files, .gz "
+                "or not) / CIFAR-10 (binary batches) read from --data-dir; never downloaded")
+    option("--data-dir", default=None, metavar="PATH",
+           help="folder holding the data files (or torchvision's MNIST/raw, "
+                "FashionMNIST/raw, cifar-10-batches-bin below it)")
+    option("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+           help="stop when the test loss has not improved for PATIENCE epochs and keep the "
+                "weights of the best epoch; off by default")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (e.g. runs/NAME) after its last finished "
-                        "epoch, with the settings stored in its checkpoint (only --threads and "
-                        "--quiet may be given with it); metrics are appended")
+                        "epoch, with the settings stored in its checkpoint (only --threads, "
+                        "--quiet and --distributed may be given with it); metrics are appended")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars or per-epoch lines; print only the final summary")
+    p.add_argument("--distributed", action="store_true",
+                   help="data parallel over the ranks of mpiexec -n N (SyncBatchNorm + "
+                        "DistributedDataParallel; --batch-size is the global batch; rank 0 "
+                        "writes); may go with --resume, on any N (docs/distributed.md)")
     p.set_defaults(func=_run_train, given_options=(), parser=p)
+
+
+def _stop_other_ranks() -> None:
+    """With --distributed the other ranks may be waiting in a collective for this one: end them
+    all (MPI_Abort). Nothing happens outside a process group of two or more ranks."""
+    from .distributed import abort
+
+    abort("deepnotes train stopped on the error above")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -187,19 +219,25 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             threads = args.threads if "--threads" in args.given_options else None
-            resume(args.resume, quiet=args.quiet or None, threads=threads)
+            resume(args.resume, quiet=args.quiet or None, threads=threads,
+                   distributed=args.distributed or None)
         else:
             train(TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
                               weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
                               seed=args.seed, threads=args.threads, out=args.out,
                               name=args.name, quiet=args.quiet,
-                              limit_batches=args.limit_batches, grad_clip=args.grad_clip))
+                              limit_batches=args.limit_batches, grad_clip=args.grad_clip,
+                              image_size=args.image_size, distributed=args.distributed,
+                              dataset=args.dataset, data_dir=args.data_dir,
+                              early_stopping=args.early_stopping))
     except ValueError as err:  # bad combination of settings (e.g. a model that does not fit)
         print(f"deepnotes train: error: {err}", file=sys.stderr)
+        _stop_other_ranks()
         return 2
     except (TrainingDiverged, CheckpointError) as err:
         print(f"deepnotes train: error: {err}", file=sys.stderr)
+        _stop_other_ranks()
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; the checkpoint of the last finished epoch is kept (continue "
@@ -218,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Every other command lives beside the code it drives, in a module with an
     # ``add_parser(subparsers)`` that imports nothing heavy at module level.
     # One line per command, in the order ``deepnotes --help`` lists them:
+    from .experiments.cli import add_parser as _add_experiment; _add_experiment(subparsers)  # noqa: E702, I001
+    from .analysis.cli import add_parser as _add_summary; _add_summary(subparsers)  # noqa: E702, I001
+    from .vision.cli import add_parser as _add_detect; _add_detect(subparsers)  # noqa: E702, I001
     return parser
 
 
@@ -228,7 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `deepnotes summary ... | head` closed the pipe: not an error
+        # Point stdout at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

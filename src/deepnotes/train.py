@@ -57,15 +57,19 @@ import numpy as np
 
 from . import nn, optim
 from .autograd import no_grad
-from .data import DataLoader, datasets
+from .data import DataLoader, Dataset, datasets
+from .data.transforms import resize
 from .io import atomic_write, load, save
 from .models import get_model
 from .random import get_rng_state, manual_seed, set_rng_state
+from .tensor import Tensor
 
 #: Learning rate used when ``--lr`` is not given, per optimizer.
 DEFAULT_LR = {"sgd": 0.05, "adam": 0.003}
 OPTIMIZERS = tuple(DEFAULT_LR)
 LR_SCHEDULES = ("cosine", "constant")
+#: Data sets of ``--data``: the bundled digits, or real files from ``--data-dir`` (data/files.py).
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 #: The checkpoint's file name inside a run directory.
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
@@ -101,6 +105,11 @@ class TrainConfig:
     limit_batches: int | None = None   # cap on batches per epoch (smoke tests)
     dataset: str = "digits"
     grad_clip: float | None = None     # max total 2-norm of the gradients (clip_grad_norm_)
+    distributed: bool = False          # data parallel over mpiexec's ranks (docs/distributed.md)
+    image_size: int | None = None      # digits upscaled to this; None: automatic (load_dataset)
+    data_dir: str | None = None        # folder of the mnist / fashion-mnist / cifar10 files
+    early_stopping: int | None = None  # patience in epochs on the test loss; None: off
+    early_stopping_min_delta: float = 0.0  # a smaller drop of the test loss is no improvement
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -121,11 +130,21 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, "
                              f"got '{self.lr_schedule}'")
+        if self.image_size is not None and (not isinstance(self.image_size, int)
+                                            or not 8 <= self.image_size <= 1024):
+            raise ValueError(f"image_size must be an integer in [8, 1024], got "
+                             f"{self.image_size!r}")
         if self.threads is not None and self.threads <= 0:
             raise ValueError(f"threads must be a positive integer, got {self.threads}")
-        if self.dataset != "digits":
-            raise ValueError(f"dataset must be 'digits' (the only offline dataset so far), "
-                             f"got '{self.dataset}'")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got '{self.dataset}'")
+        if self.dataset != "digits" and self.data_dir is None:
+            raise ValueError(f"dataset '{self.dataset}' is read from local files: give their "
+                             f"folder with --data-dir (deepnotes never downloads data)")
+        if self.early_stopping is not None and (not isinstance(self.early_stopping, int)
+                                                or self.early_stopping <= 0):
+            raise ValueError(f"early_stopping (the patience) must be a positive integer, got "
+                             f"{self.early_stopping!r}")
 
     @property
     def effective_lr(self) -> float:
@@ -152,6 +171,66 @@ class RunResult:
     @property
     def final_test_acc(self) -> float:
         return self.history[-1].test_acc if self.history else math.nan
+
+
+class EarlyStopping:
+    """Stop training when the held-out loss stops improving (notes 001 "提前终止", 004 Q19).
+
+    After every epoch, ``step(loss, epoch, model)``: the loss improves when it is below
+    ``best - min_delta``; after ``patience`` epochs in a row without improvement it says stop.
+    With ``restore_best`` it keeps a copy of the weights of the best epoch, and ``restore(model)``
+    puts them back, so the run ends with the model from before it started to overfit.
+
+    ``deepnotes train`` monitors the test loss, the only held-out set of its data sets (so the
+    test numbers of a run that stopped early are slightly optimistic; with a separate validation
+    split they would not be). Its state, the best weights included, goes into the checkpoint,
+    so ``--resume`` continues the count exactly.
+    """
+
+    def __init__(self, patience: int, min_delta: float = 0.0, restore_best: bool = True):
+        if not isinstance(patience, int) or patience <= 0:
+            raise ValueError(f"patience must be a positive integer, got {patience!r}")
+        if not 0 <= min_delta < math.inf:
+            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta}")
+        self.patience, self.min_delta, self.restore_best = patience, min_delta, restore_best
+        self.best = math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.stopped = False
+        self.best_state: dict[str, Any] | None = None
+
+    def step(self, loss: float, epoch: int, model: Any = None) -> bool:
+        """Record epoch ``epoch``'s held-out loss; True when training should stop."""
+        if loss < self.best - self.min_delta:
+            self.best, self.best_epoch, self.bad_epochs = float(loss), epoch, 0
+            if self.restore_best and model is not None:
+                from .tensor import Tensor as _Tensor
+
+                self.best_state = {k: _Tensor._wrap(v.data.copy())
+                                   for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+            self.stopped = self.bad_epochs >= self.patience
+        return self.stopped
+
+    def restore(self, model: Any) -> bool:
+        """Load the best epoch's weights into ``model`` (if kept); True if it did."""
+        if self.restore_best and self.best_state is not None:
+            model.load_state_dict(self.best_state)
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"patience": self.patience, "min_delta": self.min_delta,
+                "restore_best": self.restore_best,
+                "best": None if math.isinf(self.best) else self.best,
+                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "stopped": self.stopped, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = math.inf if state["best"] is None else float(state["best"])
+        self.best_epoch, self.bad_epochs = int(state["best_epoch"]), int(state["bad_epochs"])
+        self.stopped, self.best_state = bool(state["stopped"]), state.get("best_state")
 
 
 # -- pieces --------------------------------------------------------------------------------------
@@ -298,8 +377,111 @@ def write_metrics(run_dir: Path, config: TrainConfig, result: RunResult, extra: 
     atomic_write(run_dir / "metrics.csv", text.getvalue().encode())
 
 
-def load_dataset(config: TrainConfig) -> tuple[Any, Any]:
-    return datasets.digits()
+#: Image sizes tried, in order, when ``image_size`` is None, for models whose first convolution
+#: takes 1 channel (the digits' own 8x8 first) and for those that take 3 (colour models are made
+#: for natural images: the CIFAR size 32x32 first, which the ``*_cifar`` models and the global
+#: pooling of most ImageNet models take; then sizes for models that shrink their input more).
+AUTO_IMAGE_SIZES = {1: (8, 32), 3: (32, 64, 96, 224)}
+
+
+class ResizedImages(Dataset):
+    """(image, label) samples with the image resized (bilinear, ``data.transforms.resize``) to
+    ``size`` x ``size`` and a grey channel repeated to ``channels``, made one sample at a time
+    (224x224x3 copies of all 1,797 digits would take a gigabyte)."""
+
+    def __init__(self, dataset: Any, size: int, channels: int):
+        self.dataset, self.size, self.channels = dataset, size, channels
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        image, label = self.dataset[index]
+        resized = resize(image.data, (self.size, self.size))           # (C_img, S, S)
+        if resized.shape[0] != self.channels:                          # grey -> C copies
+            resized = np.repeat(resized, self.channels, axis=0)        # (C, S, S)
+        return Tensor._wrap(resized), label
+
+
+def _input_channels(model: Any) -> int:
+    """The in_channels of the model's first convolution (1 for a model without one)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            return int(module.in_channels)
+    return 1
+
+
+def _check_gives_class_scores(model: Any, dataset: Any, name: str) -> None:
+    """Refuse a model whose output is not (N, classes) scores (e.g. CRNN's (T, N, classes))."""
+    x, _ = dataset[0]
+    model.eval()
+    try:
+        with no_grad():
+            shape = tuple(model(x.reshape(1, *x.shape)).shape)
+    finally:
+        model.train()
+    if len(shape) != 2 or shape[0] != 1:
+        raise ValueError(f"model '{name}' gives outputs of shape {shape} for one image, not "
+                         f"(1, classes) class scores: deepnotes train trains classifiers")
+
+
+def _raw_datasets(config: TrainConfig) -> tuple[Any, Any]:
+    """(train, test) of ``config.dataset``: the bundled digits, or the real files in
+    ``config.data_dir`` (data/files.py; a ValueError naming the missing files if absent)."""
+    if config.dataset == "digits":
+        return datasets.digits()
+    from .data import files
+
+    loaders = {"mnist": files.mnist, "fashion-mnist": files.fashion_mnist,
+               "cifar10": files.cifar10}
+    try:
+        return loaders[config.dataset](config.data_dir)
+    except FileNotFoundError as err:
+        raise ValueError(str(err)) from err
+
+
+def load_dataset(config: TrainConfig, model: Any = None) -> tuple[Any, Any]:
+    """The digits (train, test), shaped for ``model`` when one is given.
+
+    Without ``config.image_size`` the first size of :data:`AUTO_IMAGE_SIZES` (for the model's
+    number of input channels) that the model accepts is used; with it, that size. Images other
+    than 8x8 are upscaled bilinearly, and the grey channel is repeated when the model's first
+    convolution takes 3 channels.
+
+    Raises:
+        ValueError: the model accepts none of those sizes.
+    """
+    train_set, test_set = _raw_datasets(config)
+    if model is None:
+        return train_set, test_set
+    if config.dataset != "digits" and config.image_size is None:
+        try:  # the files' own images (1x28x28, 3x32x32) when the model takes them as they are
+            _check_model_fits(model, train_set, config.model)
+            _check_gives_class_scores(model, train_set, config.model)
+            return train_set, test_set
+        except ValueError:
+            pass  # resized below, as the digits are
+    channels = _input_channels(model)
+    auto = AUTO_IMAGE_SIZES.get(channels, AUTO_IMAGE_SIZES[3])
+    sizes = auto if config.image_size is None else (config.image_size,)
+    native = tuple(train_set[0][0].shape)                               # (1, 8, 8)
+    first_error = None
+    for size in sizes:
+        if native == (channels, size, size):
+            candidate = (train_set, test_set)
+        else:
+            candidate = (ResizedImages(train_set, size, channels),
+                         ResizedImages(test_set, size, channels))
+        try:
+            _check_model_fits(model, candidate[0], config.model)
+        except ValueError as err:
+            first_error = first_error or err
+            continue
+        _check_gives_class_scores(model, candidate[0], config.model)
+        return candidate
+    others = f" (nor at {', '.join(f'{s}x{s}' for s in sizes[1:])})" if len(sizes) > 1 else ""
+    raise ValueError(f"{first_error}{others}; choose an input size with --image-size "
+                     f"(the digits are upscaled to it)") from first_error
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -359,7 +541,8 @@ def load_run_checkpoint(run_dir: str | Path) -> tuple[TrainConfig, dict[str, Any
 
 
 def resume(run_dir: str | Path, stdout: TextIO | None = None, stderr: TextIO | None = None, *,
-           quiet: bool | None = None, threads: int | None = None) -> RunResult:
+           quiet: bool | None = None, threads: int | None = None,
+           distributed: bool | None = None) -> RunResult:
     """Continue the run in ``run_dir`` after its last finished epoch, with its stored config.
 
     Model, optimiser, lr schedule and the global random generator are restored from the
@@ -372,6 +555,7 @@ def resume(run_dir: str | Path, stdout: TextIO | None = None, stderr: TextIO | N
         stdout, stderr: as in :func:`train`.
         quiet: override the stored ``quiet`` setting.
         threads: override the stored BLAS thread count (may change the last bits of results).
+        distributed: override the stored setting (a run resumes on any number of ranks).
 
     Returns:
         The run directory and the whole history (old and new epochs).
@@ -383,6 +567,8 @@ def resume(run_dir: str | Path, stdout: TextIO | None = None, stderr: TextIO | N
         config.quiet = quiet
     if threads is not None:
         config.threads = threads
+    if distributed is not None:
+        config.distributed = distributed
     with threadpool_limits(limits=config.threads, user_api="blas"):
         return _train(config, stdout or sys.stdout, stderr or sys.stderr, checkpoint=checkpoint,
                       run_dir=Path(run_dir))
@@ -411,11 +597,18 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
             print(line, file=stdout, flush=True)
 
     manual_seed(config.seed)  # model init and every epoch's shuffle follow from here
-    train_set, test_set = load_dataset(config)
+    model = get_model(config.model)  # (loading the digits draws no random numbers)
+    train_set, test_set = load_dataset(config, model)  # shaped for the model, or ValueError
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True)
     test_loader = DataLoader(test_set, batch_size=256)
-    model = get_model(config.model)
-    _check_model_fits(model, train_set, config.model)
+    run = None  # --distributed: SyncBN + DDP over the MPI ranks (deepnotes.distributed.training)
+    if config.distributed:
+        from .distributed.training import DistributedRun
+
+        run = DistributedRun(config, model, train_set, test_set)
+        train_loader, test_loader = run.train_loader, run.test_loader
+        if run.rank != 0:  # one voice: only rank 0 prints, shows the bar and writes files
+            stdout = stderr = _stdio.StringIO()
     loss_fn = nn.CrossEntropyLoss()
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.effective_lr,
                                config.momentum, config.weight_decay)
@@ -424,7 +617,8 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
         scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
 
     if checkpoint is None:
-        run_dir = make_run_dir(config.out, config.name, config.model)
+        run_dir = (make_run_dir(config.out, config.name, config.model) if run is None
+                   else run.make_run_dir(make_run_dir, config))  # rank 0 makes it
         result = RunResult(run_dir)
         done, step, earlier_wall_time = 0, 0, 0.0
         started_at, resumed_at = now, []
@@ -441,8 +635,14 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
         started_at = checkpoint.get("started_at", now)
         resumed_at = [*checkpoint.get("resumed_at", []), now]
     checkpoint_path = run_dir / CHECKPOINT_NAME
+    stopper = None  # --early-stopping: patience on the test loss, state in the checkpoint
+    if config.early_stopping is not None:
+        stopper = EarlyStopping(config.early_stopping, config.early_stopping_min_delta)
+        if checkpoint is not None and checkpoint.get("early_stopping") is not None:
+            stopper.load_state_dict(checkpoint["early_stopping"])
     n_params = count_params(model)
-    extra = {"model_params": n_params, "train_samples": len(train_set),
+    extra = {"model_params": n_params, "input_shape": list(train_set[0][0].shape),
+             "train_samples": len(train_set),
              "test_samples": len(test_set), "started_at": started_at,
              "deepnotes_version": __version__, "numpy_version": np.__version__,
              "python_version": platform.python_version(), "machine": platform.machine()}
@@ -453,7 +653,7 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
             f"({len(train_set)} train / {len(test_set)} test), {config.optimizer} "
             f"lr={config.effective_lr:g} ({config.lr_schedule}), batch {config.batch_size}, "
             f"{config.epochs} epochs, seed {config.seed}")
-    elif done >= config.epochs:
+    elif done >= config.epochs or (stopper is not None and stopper.stopped):
         print(f"run {run_dir} already finished its {config.epochs} epochs; nothing to resume",
               file=stdout, flush=True)
         return result
@@ -470,12 +670,15 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
     width = len(str(config.epochs))
     for epoch in range(done + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
+        if run is not None:
+            run.start_epoch(epoch)  # the same permutation on every rank
         total = len(train_loader) if config.limit_batches is None else \
             min(config.limit_batches, len(train_loader))
         try:
             with tqdm(total=total, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                       file=stderr, leave=False, disable=config.quiet, dynamic_ncols=True) as bar:
-                train_loss, train_acc = train_one_epoch(model, train_loader, loss_fn, optimizer,
+                train_loss, train_acc = train_one_epoch(model if run is None else run.net,
+                                                        train_loader, loss_fn, optimizer,
                                                         limit_batches=config.limit_batches,
                                                         progress=bar, grad_clip=config.grad_clip)
         except TrainingDiverged as err:
@@ -488,6 +691,9 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
             scheduler.step()
         test_loss, test_acc = evaluate(model, test_loader, loss_fn,
                                        limit_batches=config.limit_batches)
+        if run is not None:  # each rank saw its shards: the numbers of the whole sets
+            train_loss, train_acc, test_loss, test_acc = run.reduce_metrics(
+                train_loss, train_acc, test_loss, test_acc)
         bad = _first_nonfinite(model)
         if bad is not None or not math.isfinite(test_loss):
             where = f"'{bad}' holds nan/inf" if bad else f"the test loss is {test_loss}"
@@ -496,22 +702,42 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
         record = EpochResult(epoch, train_loss, train_acc, test_loss, test_acc, lr,
                              round(time.perf_counter() - epoch_start, 3))
         result.history.append(record)
+        if stopper is not None:
+            stopper.step(test_loss, epoch, model)
         result.wall_time_s = earlier_wall_time + time.perf_counter() - started
-        save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-              "step": step, "scheduler": None if scheduler is None else scheduler.state_dict(),
-              "config": asdict(config), "rng_state": get_rng_state(),
-              "history": [asdict(h) for h in result.history], "deepnotes_version": __version__,
-              "started_at": started_at, "resumed_at": resumed_at,
-              "wall_time_s": result.wall_time_s},
-             checkpoint_path)
-        write_metrics(run_dir, config, result, extra)
+        if run is None or run.rank == 0:  # --distributed: rank 0 writes the run directory
+            save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "epoch": epoch, "step": step,
+                  "scheduler": None if scheduler is None else scheduler.state_dict(),
+                  "config": asdict(config), "rng_state": get_rng_state(),
+                  "history": [asdict(h) for h in result.history],
+                  "deepnotes_version": __version__, "started_at": started_at,
+                  "resumed_at": resumed_at, "wall_time_s": result.wall_time_s,
+                  "early_stopping": None if stopper is None else stopper.state_dict()},
+                 checkpoint_path)
+            write_metrics(run_dir, config, result, extra)
         say(f"epoch {epoch:>{width}}/{config.epochs}  train loss {train_loss:.4f}  "
             f"acc {train_acc:7.2%}  |  test loss {test_loss:.4f}  acc {test_acc:7.2%}  "
             f"({record.time_s:.1f} s)")
+        if stopper is not None and stopper.stopped:
+            say(f"early stopping: the test loss has not improved for {stopper.patience} epochs "
+                f"(best {stopper.best:.4f} at epoch {stopper.best_epoch})")
+            break
 
+    if run is not None and run.rank != 0:  # rank 0 writes the curves and the final metrics
+        return result
     plot_curves(result.history, run_dir / "curves.png",
                 title=f"{config.model} on {config.dataset} ({config.optimizer}, "
                       f"lr {config.effective_lr:g}, {config.lr_schedule})")
+    if stopper is not None:
+        restored = stopper.restore(model)  # the weights of the best epoch
+        extra["early_stopping"] = {"patience": stopper.patience, "stopped": stopper.stopped,
+                                   "best_epoch": stopper.best_epoch,
+                                   "best_test_loss": stopper.best, "restored_best": restored}
+    from .metrics.report import write_test_report  # confusion matrix, ROC/PR curves (PNGs)
+
+    extra["test_metrics"] = write_test_report(model, test_set, run_dir,
+                                              limit_batches=config.limit_batches)
     result.wall_time_s = earlier_wall_time + time.perf_counter() - started
     write_metrics(run_dir, config, result, extra)
     best = max(result.history, key=lambda h: h.test_acc)

@@ -59,7 +59,8 @@ CASES = {
 
 
 def test_registry():
-    assert models.list_models() == sorted(CASES)
+    assert set(CASES) <= set(models.list_models())
+    assert models.list_models() == sorted(models.list_models())
     assert isinstance(models.get_model("mlp", hidden=32).fc1, dn.nn.Linear)
     assert models.get_model("mlp", hidden=32).fc1.weight.shape == (32, 64)
     with pytest.raises(ValueError, match="Unknown model 'resnet999'"):

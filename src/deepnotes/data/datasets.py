@@ -14,6 +14,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .dataset import TensorDataset
+from .shapes import shapes  # noqa: F401 - the detection data set (data/shapes.py)
 
 
 @lru_cache(maxsize=1)

@@ -102,5 +102,11 @@ from .layers.loss import (
     SoftMarginLoss,
 )
 from .layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .layers.shuffle import ChannelShuffle
 from .module import Module
 from .parameter import Parameter
+
+# isort: split
+# DDP, SyncBatchNorm, model parallel (MPI is imported only by init_process_group)
+from . import parallel  # noqa: E402
+from .parallel.sync_batchnorm import SyncBatchNorm  # noqa: E402

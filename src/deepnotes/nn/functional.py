@@ -95,7 +95,7 @@ from ..ops.pool import (
     max_unpool2d,
     max_unpool3d,
 )
-from ..ops.shape import pad
+from ..ops.shape import channel_shuffle, pad
 
 __all__ = [
     "adaptive_avg_pool1d",
@@ -111,6 +111,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "celu",
+    "channel_shuffle",
     "conv1d",
     "conv2d",
     "conv3d",

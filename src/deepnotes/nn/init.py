@@ -121,16 +121,32 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
              generator: np.random.Generator | None = None) -> Tensor:
-    """Fill with samples of U(a, b)."""
+    """Fill with samples of U(a, b).
+
+    A float32 tensor is drawn in float32 (a + (b - a) * U[0, 1)), about twice as fast as
+    drawing float64 and casting, which matters for VGG's 100M-weight linear layer.
+    """
     _check(tensor, "uniform_")
-    return _write(tensor, _rng(generator).uniform(a, b, size=tensor.shape))
+    rng = _rng(generator)
+    if tensor.data.dtype == np.float32:
+        values = rng.random(tensor.shape, dtype=np.float32)
+        values *= np.float32(b - a)
+        values += np.float32(a)
+        return _write(tensor, values)
+    return _write(tensor, rng.uniform(a, b, size=tensor.shape))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
             generator: np.random.Generator | None = None) -> Tensor:
-    """Fill with samples of N(mean, std^2)."""
+    """Fill with samples of N(mean, std^2) (drawn in float32 for a float32 tensor)."""
     _check(tensor, "normal_")
-    return _write(tensor, _rng(generator).normal(mean, std, size=tensor.shape))
+    rng = _rng(generator)
+    if tensor.data.dtype == np.float32:
+        values = rng.standard_normal(tensor.shape, dtype=np.float32)
+        values *= np.float32(std)
+        values += np.float32(mean)
+        return _write(tensor, values)
+    return _write(tensor, rng.normal(mean, std, size=tensor.shape))
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,

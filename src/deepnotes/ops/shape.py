@@ -471,3 +471,61 @@ def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None
                 f"dimension {input.ndim - 1 - i} of your input."
             )
     return PadFn(pad, 0.0 if value is None else value)(input)
+
+
+# Channel shuffle (ShuffleNet, Zhang et al. 2017; notes 004 "MobileNet ShuffleNet").
+#
+# A grouped 1x1 convolution mixes channels only inside each group, so a stack of them lets no
+# information cross from one group to another (notes 004: "否则信息不流通"). Shuffling the channels
+# between two grouped convolutions fixes that: with g groups of n = C/g channels each, write the
+# channel index as c = i*n + j (group i, position j) and send it to j*g + i, so the next grouped
+# convolution sees one channel from every group in each of its groups. It is a transpose of a
+# (g, n) grid of channels: reshape (N, g, n, ...) -> swap the two axes -> reshape back.
+class ChannelShuffleFn(Function):
+    """y[:, j*g + i] = x[:, i*n + j] for i < g, j < n = C/g (extra trailing dims ride along).
+
+    Forward: x (N, C, *) -> (N, g, n, *) -> swap axes 1, 2 -> (N, n, g, *) -> (N, C, *).
+    Backward: a permutation's gradient is the inverse permutation of g. Swapping a (g, n) grid
+    back is swapping an (n, g) grid: dL/dx = channel_shuffle(g, groups=n), the same op with
+    C/g groups.
+    """
+
+    def __init__(self, groups: int):
+        self.groups = groups
+
+    @staticmethod
+    def _shuffle(x: np.ndarray, groups: int) -> np.ndarray:
+        n, c = x.shape[:2]
+        grid = x.reshape(n, groups, c // groups, *x.shape[2:])  # (N, g, C/g, *)
+        return np.ascontiguousarray(grid.swapaxes(1, 2)).reshape(x.shape)  # (N, C/g, g, *)
+
+    def forward(self, x):
+        return self._shuffle(x, self.groups)
+
+    def backward(self, grad_y):
+        return self._shuffle(grad_y, grad_y.shape[1] // self.groups)
+
+
+def channel_shuffle(input: Any, groups: int) -> Any:
+    """Interleave the channels of ``groups`` groups, as ``torch.nn.functional.channel_shuffle``.
+
+    Args:
+        input: (N, C, *) with at least 3 dims and C divisible by ``groups``.
+        groups: number of groups g; channel i*(C/g) + j moves to j*g + i.
+
+    Example: 6 channels [0 1 2 3 4 5], groups=2 -> [0 3 1 4 2 5].
+    """
+    check_tensor(input, "input", "channel_shuffle")
+    if not isinstance(groups, int | np.integer) or isinstance(groups, bool):
+        raise TypeError(f"channel_shuffle(): argument 'groups' (position 2) must be int, not "
+                        f"{type(groups).__name__}")
+    if input.ndim <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with "
+                           f"sizes {list(input.shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of "
+                           f"groups:{groups}")
+    if input.shape[1] % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got "
+                           f"{input.shape[1]} channels and {groups} groups.")
+    return ChannelShuffleFn(int(groups))(input)

@@ -98,4 +98,5 @@ from .pool import (
 )
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .se import SKConv, SqueezeExcitation
+from .shuffle import ChannelShuffle
 from .transformer import PositionalEncoding, TransformerEncoder, TransformerEncoderLayer
