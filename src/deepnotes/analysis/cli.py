@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli import _positive_int
+
 DESCRIPTION = """\
 Print one row per layer of a model from the zoo: output shape, parameters,
 multiply-accumulates (MACs; FLOPs = 2 x MACs for conv/linear), receptive field
@@ -36,16 +38,6 @@ def _input_size(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive integers like 3,224,224, got '{text}'")
     return sizes
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _model_name(text: str) -> str:
