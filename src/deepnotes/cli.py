@@ -184,6 +184,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     option("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
            help="stop when the test loss has not improved for PATIENCE epochs and keep the "
                 "weights of the best epoch; off by default")
+    option("--early-stopping-min-delta", type=_non_negative_float,
+           default=defaults.early_stopping_min_delta, metavar="DELTA",
+           help="with --early-stopping: a drop of the test loss smaller than DELTA is no "
+                "improvement")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (e.g. runs/NAME) after its last finished "
                         "epoch, with the settings stored in its checkpoint (only --threads, "
@@ -230,7 +234,8 @@ def _run_train(args: argparse.Namespace) -> int:
                               limit_batches=args.limit_batches, grad_clip=args.grad_clip,
                               image_size=args.image_size, distributed=args.distributed,
                               dataset=args.dataset, data_dir=args.data_dir,
-                              early_stopping=args.early_stopping))
+                              early_stopping=args.early_stopping,
+                              early_stopping_min_delta=args.early_stopping_min_delta))
     except ValueError as err:  # bad combination of settings (e.g. a model that does not fit)
         print(f"deepnotes train: error: {err}", file=sys.stderr)
         _stop_other_ranks()
@@ -259,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments.cli import add_parser as _add_experiment; _add_experiment(subparsers)  # noqa: E702, I001
     from .analysis.cli import add_parser as _add_summary; _add_summary(subparsers)  # noqa: E702, I001
     from .vision.cli import add_parser as _add_detect; _add_detect(subparsers)  # noqa: E702, I001
+    from .nas.cli import add_parser as _add_nas; _add_nas(subparsers)  # noqa: E702, I001
     return parser
 
 

@@ -99,3 +99,23 @@ def test_cifar10_binary_batches(tmp_path):
     (folder / "data_batch_4.bin").unlink()
     with pytest.raises(FileNotFoundError, match="data_batch_4.bin"):
         cifar10(tmp_path)
+
+
+def test_damaged_files_give_clear_errors(tmp_path):
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    record = bytes([3]) + bytes(3 * 32 * 32)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        (folder / name).write_bytes(record * 2)
+    (folder / "data_batch_3.bin").write_bytes(record * 2 + b"\x00" * 10)   # cut-off record
+    with pytest.raises(ValueError, match="data_batch_3.bin.*3073-byte"):
+        cifar10(folder)
+    (folder / "data_batch_3.bin").write_bytes(bytes([12]) + bytes(3 * 32 * 32))
+    with pytest.raises(ValueError, match="labels must be 0-9, found 12"):
+        cifar10(folder)
+
+    arrays = write_mnist(tmp_path / "mnist", n_train=4)
+    (tmp_path / "mnist" / "train-labels-idx1-ubyte").write_bytes(
+        idx_bytes(arrays["train-labels-idx1-ubyte"][:3]))
+    with pytest.raises(ValueError, match=r"\(4, 28, 28\) and \(3,\)"):
+        mnist(tmp_path / "mnist")

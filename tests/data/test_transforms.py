@@ -171,3 +171,63 @@ def test_compose_and_tensor_round_trip():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def random_transforms():
+    lighting = T.PCALighting(0.1, [0.3, 0.1, 0.02], np.linalg.qr(
+        np.random.default_rng(0).standard_normal((3, 3)))[0])
+    return {"RandomCrop": T.RandomCrop(5, padding=2), "RandomHorizontalFlip":
+            T.RandomHorizontalFlip(), "RandomResizedCrop": T.RandomResizedCrop(4),
+            "ColorJitter": T.ColorJitter(0.4, 0.4, 0.4), "GaussianNoise": T.GaussianNoise(),
+            "PCALighting": lighting}
+
+
+@pytest.mark.parametrize("name", list(random_transforms()))
+def test_every_random_transform_draws_from_the_seeded_generator(name):
+    transform = random_transforms()[name]
+    x = image(4, h=8, w=8)
+
+    def draws(seed):
+        dn.manual_seed(seed)
+        return np.stack([np.asarray(transform(x)) for _ in range(12)])
+
+    first = draws(0)
+    np.testing.assert_array_equal(first, draws(0))          # the same seed: the same draws
+    assert not np.array_equal(first, draws(1))               # another seed: others
+    assert len({a.tobytes() for a in first}) > 1             # a new draw per call
+    # given a generator of its own, the transform leaves deepnotes.random alone
+    transform.generator = np.random.default_rng(7)
+    dn.manual_seed(0)
+    state = dn.random.get_rng_state()
+    transform(x)
+    assert dn.random.get_rng_state() == state
+
+
+class Augmented(dn.data.Dataset):
+    """The same image every time, through a random crop + flip + noise pipeline."""
+
+    def __init__(self):
+        self.pipeline = T.Compose([T.RandomCrop(6, padding=2), T.RandomHorizontalFlip(),
+                                   T.GaussianNoise(sigma=0.05)])
+        self.x = image(5, h=6, w=6)
+
+    def __getitem__(self, index):
+        return self.pipeline(self.x)
+
+    def __len__(self):
+        return 16
+
+
+def test_workers_apply_different_reproducible_augmentations():
+    def epoch(seed, workers):
+        dn.manual_seed(seed)
+        loader = dn.data.DataLoader(Augmented(), batch_size=2, num_workers=workers, timeout=60)
+        return np.concatenate([b.data for b in loader])       # (16, 3, 6, 6)
+
+    a, b = epoch(0, 2), epoch(0, 2)
+    np.testing.assert_array_equal(a, b)
+    # batch k comes from worker k % 2: no augmentation of worker 0 repeats in worker 1
+    worker0 = {s.tobytes() for k in range(0, 8, 2) for s in a[2 * k:2 * k + 2]}
+    worker1 = {s.tobytes() for k in range(1, 8, 2) for s in a[2 * k:2 * k + 2]}
+    assert len(worker0) == len(worker1) == 8 and not worker0 & worker1
+    assert not np.array_equal(a, epoch(1, 2))

@@ -189,3 +189,25 @@ def test_top_k_accuracy_matches_sklearn(data, k_top):
 def test_bad_input_messages(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@given(binary_scores(), st.integers(1, 2), st.booleans(), st.booleans())
+def test_top_k_accuracy_binary_weights_and_counts_match_sklearn(data, k_top, centred,
+                                                                normalize):
+    y, score, w = data
+    if centred:
+        score = score * 4 - 2          # decision-function scores: threshold 0, not 0.5
+    if w is not None and w.sum() == 0:
+        w = None
+    same_or_both_raise(metrics.top_k_accuracy_score, skm.top_k_accuracy_score, y, score,
+                       k=k_top, sample_weight=w, normalize=normalize, labels=[0, 1])
+
+
+@given(multiclass_scores(), st.integers(1, 3), st.booleans())
+def test_top_k_accuracy_weighted_counts_match_sklearn(data, k_top, normalize):
+    y, proba, k = data
+    w = (np.arange(len(y)) % 3 + 0.5)
+    assert quiet(metrics.top_k_accuracy_score, y, proba, k=k_top, labels=list(range(k)),
+                 sample_weight=w, normalize=normalize) == pytest.approx(
+        quiet(skm.top_k_accuracy_score, y, proba, k=k_top, labels=list(range(k)),
+              sample_weight=w, normalize=normalize), abs=1e-12)

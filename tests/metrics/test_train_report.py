@@ -130,3 +130,49 @@ def test_train_on_mnist_files(tmp_path, capsys):
     assert code == 2 and "data_batch_1.bin" in capsys.readouterr().err
     code = main(["train", "--data", "mnist", "--out", str(tmp_path), *QUICK])
     assert code == 2 and "--data-dir" in capsys.readouterr().err
+
+
+def test_early_stopping_keeps_a_copy_of_the_best_weights_and_its_state_round_trips():
+    model = dn.nn.Linear(3, 2)
+    stopper = EarlyStopping(patience=2, min_delta=0.0)
+    weights = {}
+    for epoch, loss in enumerate([0.5, 0.4, 0.45, 0.41], start=1):
+        with dn.no_grad():
+            model.weight.data[...] = epoch          # training changes the weights in place
+        weights[epoch] = model.weight.data.copy()
+        stopped = stopper.step(loss, epoch, model)
+    assert stopped and stopper.best_epoch == 2 and stopper.bad_epochs == 2
+    assert stopper.restore(model)
+    np.testing.assert_array_equal(model.weight.data, weights[2])    # not the last epoch's
+    clone = EarlyStopping(2)
+    clone.load_state_dict(stopper.state_dict())
+    assert (clone.best, clone.best_epoch, clone.bad_epochs, clone.stopped) == (0.4, 2, 2, True)
+
+    keep_nothing = EarlyStopping(1, restore_best=False)
+    keep_nothing.step(1.0, 1, model)
+    assert keep_nothing.best_state is None and not keep_nothing.restore(model)
+    assert keep_nothing.step(float("nan"), 2, model)              # nan never improves
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(patience=0), "patience"), (dict(patience=2.5), "patience"),
+    (dict(patience=2, min_delta=-0.1), "min_delta"),
+    (dict(patience=2, min_delta=float("nan")), "min_delta"),
+])
+def test_early_stopping_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EarlyStopping(**kwargs)
+
+
+def test_early_stopping_min_delta_from_the_cli(tmp_path, monkeypatch):
+    # Patience 1 on LOSSES: without a margin the drops 1.0 -> 0.8 -> 0.6 are improvements and the
+    # run stops after epoch 4; with --early-stopping-min-delta 0.25 the first drop (0.2) is not.
+    args = ["--epochs", "8", "--limit-batches", "2", "--batch-size", "32", "--lr-schedule",
+            "constant", "--early-stopping", "1", "--quiet"]
+    for name, extra, epochs, best in [("plain", [], 4, 3),
+                                      ("margin", ["--early-stopping-min-delta", "0.25"], 2, 1)]:
+        monkeypatch.setattr(train_module, "evaluate", ScriptedTestLoss(LOSSES))
+        assert main(["train", "--out", str(tmp_path), "--name", name, *args, *extra]) == 0
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert len(metrics["epochs"]) == epochs
+        assert metrics["early_stopping"]["best_epoch"] == best

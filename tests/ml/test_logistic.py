@@ -42,7 +42,11 @@ def test_coefficients_match_sklearn(n_classes, seed, C, setting):
         # Here every weight is 0 and saga stops after a few epochs with a wrong intercept
         # (seen with scikit-learn 1.9); test_l1_all_zero_weights covers this regime.
         C = 0.7
-    ours = LogisticRegression(penalty, C=C, solver=solver, tol=1e-9, max_iter=50_000).fit(X, y)
+    max_iter = 200 if solver == "newton" else 50_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)      # not converging is a failure
+        ours = LogisticRegression(penalty, C=C, solver=solver, tol=1e-9,
+                                  max_iter=max_iter).fit(X, y)
     theirs = reference(penalty, C, X, y)
     np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=1e-4)
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, atol=1e-4)
@@ -122,3 +126,36 @@ def test_bad_settings(kwargs, match):
         LogisticRegression(**kwargs).fit(np.zeros((4, 2)), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="one class"):
         LogisticRegression().fit(np.zeros((4, 2)), [1, 1, 1, 1])
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_without_intercept_matches_sklearn(n_classes):
+    X, y = data(n_classes, 11)
+    X = X + 0.5                                   # an intercept would matter
+    ours = LogisticRegression(C=0.3, fit_intercept=False, tol=1e-10).fit(X, y)
+    theirs = SkLogisticRegression(C=0.3, fit_intercept=False, tol=1e-12,
+                                  max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=1e-4)
+    np.testing.assert_array_equal(ours.intercept_, np.zeros(len(theirs.intercept_)))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-5)
+
+
+def test_numpy_scalars_as_settings():
+    X, y = data(2, 4)
+    a = LogisticRegression(C=np.int64(2), max_iter=np.int64(100)).fit(X, y)
+    b = LogisticRegression(C=2.0, max_iter=100).fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    with pytest.raises(ValueError, match="C must be"):
+        LogisticRegression(C=True).fit(X, y)
+
+
+@pytest.mark.parametrize("n_classes, seed", [(2, 82), (2, 145), (3, 45), (3, 81)])
+def test_newton_converges_when_the_objective_cannot_resolve_the_last_steps(n_classes, seed):
+    # Here the last Newton steps lower J by less than its rounding error (~1e-15); the line
+    # search used to halve alpha to 1e-10 on every iteration and never reach tol.
+    X, y = data(n_classes, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ours = LogisticRegression(None, tol=1e-9, max_iter=100).fit(X, y)
+    assert ours.n_iter_[0] < 50
+    np.testing.assert_allclose(ours.coef_, reference(None, 1.0, X, y).coef_, atol=1e-4)

@@ -5,8 +5,10 @@ Q14 "快排的最好最差情况以及如何避免").
 |-----------------|------------|------------|------------|----------------------|
 | insertion sort  | n - 1      | ~n^2/4     | n(n-1)/2   | O(1)                 |
 | merge sort      | ~n/2 lg n  | ~n lg n    | ~n lg n    | O(n) (the copies)    |
-| heap sort       | ~n lg n    | ~2n lg n   | ~2n lg n   | O(1)                 |
+| heap sort       | ~n lg n *  | ~2n lg n   | ~2n lg n   | O(1)                 |
 | quicksort       | ~n lg n    | ~1.39 n lg n | n(n-1)/2 | O(lg n) stack        |
+
+(* distinct keys; with all keys equal every sift-down stops after 2 comparisons: about 3n.)
 
 Quicksort partitions around a pivot with m - 1 comparisons for m elements, then sorts both sides.
 Its worst case is a pivot that is always the minimum or maximum: one side is empty, the other has

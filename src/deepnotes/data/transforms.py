@@ -10,7 +10,9 @@ Images are ``(C, H, W)`` float arrays (or deepnotes Tensors, which come back as 
 values in [0, 1], as after :class:`ToTensor`. Every random choice is drawn from
 ``deepnotes.random.default_generator()`` (or the ``generator`` given to the transform), so
 ``deepnotes.manual_seed`` fixes the augmentations, and DataLoader workers, which re-seed that
-generator per worker, draw different ones.
+generator per worker, draw different ones. (A transform given a ``generator`` of its own is
+copied into every worker with the same state, so the workers would repeat each other's draws:
+leave ``generator`` at None for data loaded with ``num_workers > 0``.)
 """
 
 from __future__ import annotations

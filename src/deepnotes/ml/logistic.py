@@ -9,6 +9,7 @@ scikit-learn's conventions: ``fit`` / ``predict`` / ``predict_proba`` / ``decisi
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any
 
@@ -194,11 +195,17 @@ class LogisticRegression:
             direction = np.linalg.lstsq(H, grad.ravel(), rcond=None)[0].reshape(theta.shape)
             slope = float(np.sum(grad * direction))
             alpha = 1.0
+            # Near the optimum the decrease <g, d>/2 falls below the rounding error of J
+            # (~1e-16 |J|): J cannot tell the steps apart any more, the gradient still can.
+            rounding = 64 * np.finfo(np.float64).eps * max(abs(value), 1.0)
             while True:  # backtracking: accept when J drops by at least 1e-4 alpha <g, d>
                 candidate = theta - alpha * direction
                 new_value, new_grad = self._smooth(candidate, Xt, T, C, mask)
                 if new_value <= value - 1e-4 * alpha * slope or alpha < 1e-10:
                     break
+                if (new_value <= value + rounding and slope < rounding
+                        and np.max(np.abs(new_grad)) < np.max(np.abs(grad))):
+                    break  # a decrease below J's resolution, and a smaller gradient
                 alpha *= 0.5
             theta, value, grad = candidate, new_value, new_grad
         if np.max(np.abs(grad)) < self.tol:
@@ -215,9 +222,11 @@ class LogisticRegression:
         if self.solver == "newton" and self.penalty == "l1":
             raise ValueError("solver='newton' needs a smooth objective: use solver='gd' "
                              "(proximal gradient) with penalty='l1'")
-        if not (isinstance(self.C, int | float) and 0 < self.C < np.inf):
+        if not (isinstance(self.C, numbers.Real) and not isinstance(self.C, bool)
+                and 0 < self.C < np.inf):
             raise ValueError(f"C must be a positive finite number, got {self.C!r}")
-        if not (isinstance(self.max_iter, int) and self.max_iter > 0):
+        if not (isinstance(self.max_iter, numbers.Integral)
+                and not isinstance(self.max_iter, bool) and self.max_iter > 0):
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
         X = np.asarray(getattr(X, "data", X), dtype=np.float64)
         y = np.asarray(getattr(y, "data", y))
