@@ -23,5 +23,14 @@ def test_bn_vs_gn_is_measured_and_judged_from_its_numbers(quick):
     assert set(acc) == {"bn/2", "bn/32", "gn/2", "gn/32"}
     assert all(0 <= v <= 1 for v in acc.values())
     holds = acc["gn/2"] > acc["bn/2"] and acc["bn/2"] - acc["bn/32"] < acc["gn/2"] - acc["gn/32"]
-    assert run.json["checks"][2]["passed"] == holds
+    assert run.json["checks"][3]["claim"].startswith("batch 2: GroupNorm beats BN")
+    assert run.json["checks"][3]["passed"] == holds
     check_files(run.out, figures=2)
+
+
+def test_small_batches_estimate_the_statistics_worse(quick):
+    err = quick("batchnorm").results["batch_statistics_error"]
+    assert set(err) == {"2", "8", "32"} and len(err["2"]) == 3           # three BN layers
+    for e2, e8, e32 in zip(err["2"], err["8"], err["32"], strict=True):
+        assert e2 > e8 > e32 > 0
+        assert e2 > 2.5 * e32                     # about sqrt(32 / 2) = 4 for independent values

@@ -66,6 +66,29 @@ def test_run_writes_results_report_and_figures_then_gallery(tmp_path, capsys):
     assert "| [`efficient-convs`](#efficient-convs) | notes 004 Q31" in text
     assert "](../exp/efficient-convs/costs.png)" in text          # relative to the page
     assert "(quick run)" in text
+    assert "*Remarks.* Times are for deepnotes'" in text           # the report's remarks too
+    # a check that fails is listed at the top of the page
+    data["checks"][0]["passed"] = False
+    (run_dir / "results.json").write_text(json.dumps(data))
+    assert main(["experiment", "gallery", str(out), str(page)]) == 0
+    text = page.read_text()
+    assert "**What did not reproduce**" in text
+    assert f"- `efficient-convs`: {data['checks'][0]['claim']} -- measured:" in text
+
+
+def test_seed_makes_a_run_reproducible(tmp_path):
+    def numbers(seed: int, out: str) -> dict:
+        assert main(["experiment", "run", "receptive-field", "--quick", "--seed", str(seed),
+                     "--out", str(tmp_path / out), "--quiet"]) == 0
+        data = json.loads((tmp_path / out / "receptive-field" / "results.json").read_text())
+        assert data["seed"] == seed and data["quick"] is True
+        report = (tmp_path / out / "receptive-field" / "report.md").read_text()
+        assert f"`deepnotes experiment run receptive-field --seed {seed} --quick`" in report
+        return data["results"]
+
+    first, again, other = numbers(1, "a"), numbers(1, "b"), numbers(2, "c")
+    assert first == again
+    assert first != other
 
 
 def test_bad_names_and_empty_gallery(tmp_path, capsys):

@@ -28,6 +28,6 @@ def test_zero_and_constant_init_keep_units_identical(quick):
 
 def test_files_and_verdict(quick):
     run = quick("init")
-    check_files(run.out, figures=4)
+    check_files(run.out, figures=5)
     assert run.json["verdict"] == "confirmed"
     assert all(c["passed"] for c in run.json["checks"])

@@ -32,3 +32,13 @@ def test_ece_on_hand_made_predictions():
     labels = np.array([0, 1, 0, 0])
     # bin of 0.9: accuracy 1/2, confidence 0.9; bin of 0.6: accuracy 1, confidence 0.6
     assert abs(expected_calibration_error(probs, labels) - (0.5 * 0.4 + 0.5 * 0.4)) < 1e-12
+
+
+def test_label_smoothing_lowers_confidence_and_calibration_is_judged_from_ece(quick):
+    run = quick("regularization")
+    ls = run.results["label_smoothing"]
+    assert ls["0.1"]["confidence"] < ls["0.0"]["confidence"] - 0.02
+    assert ls["0.1"]["confidence"] < 0.95                 # eps 0.1 caps the target at 0.91
+    ece_check = run.json["checks"][4]
+    assert ece_check["claim"].startswith("label smoothing improves calibration")
+    assert ece_check["passed"] == (ls["0.1"]["ece"] < ls["0.0"]["ece"])

@@ -21,7 +21,7 @@ so adding an experiment is adding a file::
             ...
         fig, ax = ctx.figure()                          # matplotlib (Agg) figure and axes
         ...                                             # label the axes, add a legend
-        ctx.save_figure(fig, "curves", "caption for the report")    # curves.png, 100 dpi
+        ctx.save_figure(fig, "curves", "caption for the report")    # curves.png, 80 dpi
         return Outcome(results={"loss": 0.1},           # -> results.json
                        checks=[Check("the claim", "the deciding numbers", passed=True)])
 

@@ -135,7 +135,7 @@ class Context:
         return fig, (axes[0, 0] if nrows == ncols == 1 else axes)
 
     def save_figure(self, fig: Any, name: str, caption: str) -> Path:
-        """Save ``fig`` as ``out_dir/name.png`` (100 dpi, 256-colour palette), close it and list
+        """Save ``fig`` as ``out_dir/name.png`` (80 dpi, 256-colour palette), close it and list
         it in the report."""
         import io
 
@@ -145,7 +145,7 @@ class Context:
         path = self.out_dir / f"{name}.png"
         fig.tight_layout()
         buffer = io.BytesIO()
-        fig.savefig(buffer, dpi=100, format="png")
+        fig.savefig(buffer, dpi=80, format="png")
         plt.close(fig)
         buffer.seek(0)
         # a 256-colour palette keeps the committed figures small (a few tens of KB each)
@@ -243,6 +243,7 @@ def write_report(exp: Experiment, ctx: Context, outcome: Outcome, wall_s: float)
               for c in outcome.checks]
     meta = dict(name=exp.name, title=exp.title, claim=exp.claim, note=exp.note, setup=exp.setup,
                 verdict=outcome.verdict, checks=checks,
+                remarks=" ".join(outcome.remarks.split()),
                 figures=[dict(file=f, caption=c) for f, c in ctx.figures],
                 seed=ctx.seed, quick=ctx.quick, wall_time_s=round(wall_s, 2),
                 deepnotes_version=__version__)

@@ -130,6 +130,11 @@ def gallery_markdown(runs: Path, link_prefix: str) -> str:
         lines.append(f"| [`{name}`](#{name}) | {r['note']} | {r['verdict']} | "
                      f"{passed}/{len(r['checks'])} |")
     lines.append("")
+    failed = [(name, c) for name in order for c in found[name]["checks"] if not c["passed"]]
+    if failed:
+        lines += ["**What did not reproduce** (details and the reasons in each section):", ""]
+        lines += [f"- `{name}`: {c['claim']} -- measured: {c['measured']}" for name, c in failed]
+        lines.append("")
     for name in order:
         r = found[name]
         base = f"{link_prefix}{name}"
@@ -139,6 +144,8 @@ def gallery_markdown(runs: Path, link_prefix: str) -> str:
         lines += [f"- {'✔' if c['passed'] else '✘'} {c['claim']}: {c['measured']}"
                   for c in r["checks"]]
         lines.append("")
+        if r.get("remarks"):
+            lines += [f"*Remarks.* {r['remarks']}", ""]
         for fig in r["figures"]:
             lines += [f"![{fig['caption']}]({base}/{fig['file']})", "", f"*{fig['caption']}*",
                       ""]

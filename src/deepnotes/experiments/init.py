@@ -173,6 +173,25 @@ def run(ctx: Context) -> Outcome:
                     "7, 10: N(0, 0.01) collapses to 0 (note the shrinking x range), N(0, 1) "
                     "piles up at +-1, Xavier stays spread.")
 
+    fig, axes = ctx.figure(2, len(shown), size=(2.2, 1.6))
+    for row, scheme in enumerate(("xavier", "he")):
+        lim = float(np.percentile(stats[f"relu/{scheme}"]["samples"][0], 99.5))
+        for col, layer in enumerate(shown):
+            ax = axes[row, col]
+            v = stats[f"relu/{scheme}"]["samples"][layer - 1]
+            ax.hist(v[v > 0], bins=40, range=(0, lim), color=f"C{row + 3}")
+            ax.set_yticks([])
+            ax.tick_params(labelsize=6)
+            if row == 0:
+                ax.set_title(f"layer {layer}", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(scheme, fontsize=8)
+            if row == 1:
+                ax.set_xlabel("activation > 0", fontsize=7)
+    ctx.save_figure(fig, "relu_histograms", "Histograms of the positive ReLU activations at "
+                    "layers 1, 4, 7, 10 on the x range of layer 1: with Xavier they crowd "
+                    "towards 0, with He they keep their spread.")
+
     fig, ax = ctx.figure(size=(5.0, 3.2))
     names = list(sym)
     pos = np.arange(len(names))
