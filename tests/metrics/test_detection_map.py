@@ -150,3 +150,60 @@ def test_empty_cases_and_tensor_inputs():
         mean_average_precision(hit, targets, method="voc")
     with pytest.raises(ValueError, match="1 predictions for 2 targets"):
         mean_average_precision(hit, targets * 2)
+
+
+def _voc_reference(preds, targets, cls, threshold, eleven_point):
+    """PASCAL VOC's evaluation of one class, one detection at a time (the devkit's VOCevaldet
+    with IoU >= threshold, and VOCap / the 2007 11-point rule), from scratch."""
+    gts = {i: [list(b) for b, lab in zip(t["boxes"], t["labels"]) if lab == cls]
+           for i, t in enumerate(targets)}
+    n_gt = sum(len(g) for g in gts.values())
+    dets = [(float(s), i, list(b)) for i, p in enumerate(preds)
+            for b, s, lab in zip(p["boxes"], p["scores"], p["labels"]) if lab == cls]
+    dets.sort(key=lambda d: -d[0])            # Python's sort is stable: ties in image order
+    taken = {i: [False] * len(g) for i, g in gts.items()}
+    tp, fp = [], []
+    for _, i, b in dets:
+        best, best_iou = -1, -1.0
+        for g, gt in enumerate(gts[i]):
+            iw = min(b[2], gt[2]) - max(b[0], gt[0])
+            ih = min(b[3], gt[3]) - max(b[1], gt[1])
+            if iw > 0 and ih > 0:
+                inter = iw * ih
+                union = (b[2] - b[0]) * (b[3] - b[1]) + (gt[2] - gt[0]) * (gt[3] - gt[1]) - inter
+                if inter / union > best_iou:
+                    best, best_iou = g, inter / union
+        hit = best >= 0 and best_iou >= threshold and not taken[i][best]
+        if hit:
+            taken[i][best] = True
+        tp.append(1 if hit else 0)
+        fp.append(0 if hit else 1)
+    rec, prec, ctp, cfp = [], [], 0, 0
+    for t, f in zip(tp, fp):
+        ctp, cfp = ctp + t, cfp + f
+        rec.append(ctp / n_gt)
+        prec.append(ctp / (ctp + cfp))
+    if eleven_point:   # R = 0, 0.1, ..., 1 as py-faster-rcnn's np.arange(0, 1.1, 0.1) (so R[3]
+        total = 0.0     # is 0.30000000000000004, as in the devkits)
+        for t in np.arange(0.0, 1.1, 0.1):
+            above = [p for r, p in zip(rec, prec) if r >= t]
+            total += max(above) if above else 0.0
+        return total / 11
+    mrec, mpre = [0.0, *rec, 1.0], [0.0, *prec, 0.0]
+    for i in range(len(mpre) - 2, -1, -1):
+        mpre[i] = max(mpre[i], mpre[i + 1])
+    return sum((mrec[i + 1] - mrec[i]) * mpre[i + 1] for i in range(len(mrec) - 1))
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**31), threshold=st.sampled_from([0.3, 0.5, 0.7]),
+       method=st.sampled_from(["all_point", "11_point"]))
+def test_voc_map_matches_loop_reference(seed, threshold, method):
+    preds, targets = _random_case(seed, n_images=6)
+    classes = sorted({int(c) for t in targets for c in t["labels"]})
+    if not classes:
+        return
+    expected = np.mean([_voc_reference(preds, targets, c, threshold, method == "11_point")
+                        for c in classes])
+    assert mean_average_precision(preds, targets, threshold, method) == pytest.approx(
+        expected, abs=1e-12)

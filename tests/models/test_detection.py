@@ -1,6 +1,6 @@
 """faster_rcnn_small: training returns the four losses and a few steps lower them, eval returns
 torchvision-style detections, OHEM runs; the shapes data set is deterministic and its boxes are
-exact; the FPN's upsampling equals torch's nearest interpolation."""
+exact."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from threadpoolctl import threadpool_limits
 import deepnotes as dn
 from deepnotes.data.shapes import collate_detection, shapes
 from deepnotes.models.detection import faster_rcnn_small
-from deepnotes.models.detection.backbone import upsample_nearest2x
 from deepnotes.models.detection.roi_heads import fastrcnn_loss
-from tests.helpers import check_against_torch
 
 
 @pytest.fixture(autouse=True)
@@ -113,6 +111,28 @@ def test_bad_inputs_raise():
         model([image, dn.zeros(3, 32, 32)], [target, target])
 
 
+def test_backbone_levels_and_parameter_count():
+    model = faster_rcnn_small()
+    levels = model.backbone(dn.zeros(2, 3, 64, 64))
+    assert {k: v.shape for k, v in levels.items()} == {
+        "0": (2, 32, 16, 16), "1": (2, 32, 8, 8), "2": (2, 32, 4, 4)}     # strides 4, 8, 16
+    assert "backbone.fpn.inner_blocks.0.0.weight" in model.state_dict()   # the zoo's FPN keys
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    # by hand, widths (16, 32, 64), 32 FPN channels, 6 anchors, 4 classes, 128-wide head:
+    # stem 3*16*9 + 2*16; block 16->16: 2*(16*16*9 + 32) + 16*16 + 32; 16->32: 16*32*9 +
+    # 32*32*9 + 3*64 + 16*32; 32->64: 32*64*9 + 64*64*9 + 3*128 + 32*64
+    body = 464 + 4960 + 14528 + 57728
+    fpn = (16 + 32 + 64) * 32 + 3 * 32 + 3 * (32 * 32 * 9 + 32)           # 1x1 laterals, 3x3
+    rpn = (32 * 32 * 9 + 32) + (32 * 6 + 6) + (32 * 24 + 24)
+    head = (32 * 49 * 128 + 128) + (128 * 128 + 128) + (128 * 4 + 4) + (128 * 16 + 16)
+    assert (count(model.backbone), count(model.rpn), count(model.roi_heads)) == (
+        body + fpn, rpn, head)
+    assert count(model) == 339_266 == body + fpn + rpn + head
+
+
 def test_fastrcnn_loss_definition(rng):
     logits = rng.standard_normal((4, 3))
     deltas = rng.standard_normal((4, 12))
@@ -127,13 +147,6 @@ def test_fastrcnn_loss_definition(rng):
         reduction="sum") / 4                                   # / all sampled RoIs
     np.testing.assert_allclose(cls.item(), expected_cls.item(), rtol=1e-12)
     np.testing.assert_allclose(box.item(), expected_box.item(), rtol=1e-12)
-
-
-def test_upsample_matches_torch_nearest(rng):
-    check_against_torch(upsample_nearest2x,
-                        lambda x: torch.nn.functional.interpolate(x, scale_factor=2,
-                                                                  mode="nearest"),
-                        (rng.standard_normal((2, 3, 4, 5)),))
 
 
 def test_shapes_dataset_is_deterministic_and_exact():

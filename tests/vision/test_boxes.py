@@ -36,6 +36,40 @@ def test_box_area_matches_torchvision(rng):
     check_against_torch(ops.box_area, boxes_module().box_area, (random_boxes(rng, 6),))
 
 
+@pytest.mark.parametrize("fmt", ["xyxy", "xywh", "cxcywh"])
+def test_box_area_and_iou_formats_match_torchvision(fmt, rng):
+    tv = boxes_module()
+    b1 = ops.box_convert(dn.tensor(random_boxes(rng, 5)), "xyxy", fmt).numpy()
+    b2 = ops.box_convert(dn.tensor(random_boxes(rng, 3)), "xyxy", fmt).numpy()
+    b2[0] = b1[2]                                       # identical: IoU 1
+    check_against_torch(ops.box_area, tv.box_area, (b1,), fmt=fmt)
+    check_against_torch(ops.box_iou, tv.box_iou, (b1, b2), fmt=fmt)
+    # the format only changes the parametrisation: the IoU of the same boxes is the same
+    xyxy = [ops.box_convert(dn.tensor(b), fmt, "xyxy") for b in (b1, b2)]
+    np.testing.assert_allclose(ops.box_iou(dn.tensor(b1), dn.tensor(b2), fmt=fmt).numpy(),
+                               ops.box_iou(*xyxy).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["box_iou", "generalized_box_iou"])
+def test_batched_pairwise_matches_torchvision(name, rng):
+    b1 = random_boxes(rng, 2 * 4).reshape(2, 4, 4)     # (B, N, 4)
+    b2 = random_boxes(rng, 3).reshape(1, 3, 4)          # (1, M, 4): broadcast over B
+    out = check_against_torch(getattr(ops, name), getattr(boxes_module(), name), (b1, b2))
+    assert out.shape == (2, 4, 3)
+    check_against_torch(ops.box_area, boxes_module().box_area, (b1,))
+
+
+def test_box_format_and_batch_errors():
+    with pytest.raises(ValueError, match=r"fmt should be one of .* got 'cxcywhr'"):
+        ops.box_iou(dn.zeros(2, 4), dn.zeros(2, 4), fmt="cxcywhr")
+    with pytest.raises(ValueError, match="fmt should be one of"):
+        ops.box_area(dn.zeros(2, 4), fmt="yxyx")
+    with pytest.raises(ValueError, match="should broadcast"):
+        ops.box_iou(dn.zeros(2, 3, 4), dn.zeros(3, 3, 4))
+    with pytest.raises(ValueError, match=r"boxes1 should have shape \(\.\.\., N, 4\)"):
+        ops.generalized_box_iou(dn.zeros(4), dn.zeros(2, 4))
+
+
 @pytest.mark.parametrize("in_fmt", ["xyxy", "xywh", "cxcywh"])
 @pytest.mark.parametrize("out_fmt", ["xyxy", "xywh", "cxcywh"])
 def test_box_convert_matches_torchvision(in_fmt, out_fmt, rng):

@@ -23,7 +23,8 @@ def test_detect_train_then_eval(tmp_path, capsys):
         assert metrics["iterations"] == 3 and 0 <= metrics["map_50"] <= 1
         assert "mAP@0.5" in capsys.readouterr().out
         grid = tmp_path / "grid.png"
-        assert main(["detect", "eval", str(run), "--test-size", "2", "--grid", str(grid)]) == 0
+        assert main(["detect", "eval", str(run), "--test-size", "2", "--grid", str(grid),
+                     "--images", "2"]) == 0
         out = capsys.readouterr().out
         assert "mAP@0.5 (VOC all-point)" in out and "mAP@[.5:.95] (COCO)" in out
         assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -40,3 +41,30 @@ def test_lr_schedule_warmup_cosine_and_time_budget():
     assert abs(_lr_at(config, 60) - 0.5) < 1e-12                 # half way through the cosine
     timed = DetectConfig(iters=110, warmup=10, lr=1.0, time_limit=1.0)
     assert abs(_lr_at(timed, 20, elapsed=30.0) - 0.5) < 1e-12     # half the time budget gone
+
+
+def test_detect_train_shows_progress_bar(tmp_path, capsys):
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert main(["detect", "train", "--iters", "2", "--batch-size", "1", "--train-size",
+                     "2", "--test-size", "1", "--out", str(tmp_path), "--name", "bar"]) == 0
+    err = capsys.readouterr().err
+    assert "detect train" in err and "2/2" in err          # tqdm's bar on stderr
+    assert (tmp_path / "bar" / "checkpoint.safetensors").is_file()
+
+
+def test_detect_train_rejects_bad_name(tmp_path, capsys):
+    assert main(["detect", "train", "--name", "a/b", "--out", str(tmp_path)]) == 2
+    assert "--name should be a plain directory name" in capsys.readouterr().err
+
+
+def test_detect_eval_foreign_checkpoint(tmp_path, capsys):
+    import deepnotes as dn
+
+    dn.save({"x": dn.zeros(2)}, tmp_path / "checkpoint.safetensors")        # no config
+    assert main(["detect", "eval", str(tmp_path)]) == 1
+    assert "is not a 'deepnotes detect train' checkpoint" in capsys.readouterr().err
+    config = json.dumps({"backbone": "small"})
+    dn.save({"model": {"w": dn.zeros(2)}, "iteration": 1, "config": config},
+            tmp_path / "checkpoint.safetensors")                             # other weights
+    assert main(["detect", "eval", str(tmp_path)]) == 1
+    assert "do not fit faster_rcnn_small(backbone='small')" in capsys.readouterr().err

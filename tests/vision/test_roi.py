@@ -159,6 +159,13 @@ def test_multiscale_roi_align_levels_and_gradient(rng):
                     rng.standard_normal((1, 1, 8, 8)), rng.standard_normal((1, 1, 4, 4)))
 
 
+def test_multiscale_roi_align_no_boxes():
+    pool = MultiScaleRoIAlign(["0", "1"], 3, 2)
+    out = pool({"0": dn.zeros(1, 2, 16, 16), "1": dn.zeros(1, 2, 8, 8)}, [dn.zeros(0, 4)],
+               [(64, 64)])
+    assert out.shape == (0, 2, 3, 3)
+
+
 def test_take_rows_gradient(rng):
     check_gradients(lambda x: take_rows(x, np.array([3, 0, 2])), rng.standard_normal((4, 3)))
     with pytest.raises(ValueError, match="repeat"):

@@ -14,46 +14,21 @@ coarse levels.
     layer3    64 x  4 x  4           BasicBlock, stride 2          -> C4 (stride 16)
     fpn       3 levels of out_channels: P2 16x16, P3 8x8, P4 4x4 (keys "0", "1", "2")
 
-The residual blocks are the zoo's ``models.resnet.BasicBlock``; the FPN is written here (the
-zoo had no FPN when this detector was written).
+The residual blocks are the zoo's ``models.resnet.BasicBlock`` and the FPN is the zoo's
+``models.fpn.FeaturePyramidNetwork`` (torchvision's; checked against it in
+tests/models/test_zoo_a.py); only the stage layout, sized for 64x64 images, is defined here.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from ... import nn
 from ...nn import functional as F
 from ...tensor import Tensor
+from ..fpn import FeaturePyramidNetwork
 from ..resnet import BasicBlock
-
-
-def upsample_nearest2x(x: Tensor) -> Tensor:
-    """(N, C, H, W) -> (N, C, 2H, 2W), each value copied into a 2x2 block (nearest neighbour).
-    Built from expand + reshape, so the backward sums each 2x2 block of the gradient."""
-    n, c, h, w = x.shape
-    return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
-
-
-class FeaturePyramidNetwork(nn.Module):
-    """FPN top-down path with lateral connections (torchvision's names: ``inner_blocks``,
-    ``layer_blocks``). forward(list of maps, finest first) -> dict {"0": P_finest, ...}.
-    Each map must be exactly twice the size of the next one."""
-
-    def __init__(self, in_channels_list: Sequence[int], out_channels: int) -> None:
-        super().__init__()
-        self.inner_blocks = nn.ModuleList([nn.Conv2d(c, out_channels, 1)
-                                           for c in in_channels_list])
-        self.layer_blocks = nn.ModuleList([nn.Conv2d(out_channels, out_channels, 3, padding=1)
-                                           for _ in in_channels_list])
-
-    def forward(self, features: list[Tensor]) -> dict[str, Tensor]:
-        last = self.inner_blocks[-1](features[-1])
-        results = [self.layer_blocks[-1](last)]
-        for i in range(len(features) - 2, -1, -1):
-            last = self.inner_blocks[i](features[i]) + upsample_nearest2x(last)  # top-down
-            results.insert(0, self.layer_blocks[i](last))
-        return {str(i): r for i, r in enumerate(results)}
 
 
 class SmallResNetFPN(nn.Module):
@@ -81,8 +56,8 @@ class SmallResNetFPN(nn.Module):
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         x = F.relu(self.bn1(self.conv1(x)))        # (N, w0, H/2, W/2)
-        features = []
-        for layer in self.layers:
+        features = OrderedDict()
+        for i, layer in enumerate(self.layers):
             x = layer(x)                           # strides 4, 8, 16
-            features.append(x)
-        return self.fpn(features)
+            features[str(i)] = x
+        return self.fpn(features)                  # {"0": P2, "1": P3, "2": P4}

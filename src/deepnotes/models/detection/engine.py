@@ -9,14 +9,15 @@ over ``time_limit`` minutes when that ends first), mini-batches drawn
 by ``deepnotes.random`` (seeded), random horizontal flips. BLAS runs on ``threads`` threads (1 by
 default: the convolutions are small, and more threads only fight over busy cores).
 
-Measured (``deepnotes detect train --time-limit 15``, defaults otherwise, on a 2-core machine
-shared with other jobs): 3,000 iterations of 8 images in 900 s, then on the 300 test images
-mAP@0.5 (VOC all-point) 0.9988, COCO mAP@[.5:.95] 0.9355. About 0.2 s per iteration on an
-idle core.
+Measured (``deepnotes detect train --time-limit 15``, defaults otherwise, on the 2-core machine
+shared with other jobs, 1-minute load average 6.3 on average): the 3,000 iterations of 8 images
+took 699 s (the process got 40 % of a core: 286 s of CPU time), then on the 300 test images
+mAP@0.5 (VOC all-point) 0.9985, COCO mAP@[.5:.95] 0.9325 (docs/detection.md).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
@@ -28,7 +29,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ...autograd import no_grad
-from ...io import load, save
+from ...io import CheckpointError, load, save
 from ...random import default_generator, manual_seed
 from ...tensor import Tensor
 from ...threads import set_num_threads
@@ -100,10 +101,11 @@ def evaluate(model: FasterRCNN, dataset: Any) -> tuple[dict[str, float], list[di
 
 
 def draw_grid(dataset: Any, preds: list[dict[str, Tensor]], path: str | Path, n: int = 16,
-              score_thresh: float = 0.5) -> None:
+              score_thresh: float = 0.5, dpi: int = 80) -> None:
     """PNG of the first ``n`` images with predicted boxes (green, label:score) and ground truth
-    (white, dashed)."""
+    (white, dashed); 4 images per row, about 200 px per image at the default ``dpi``."""
     import matplotlib
+    from PIL import Image  # matplotlib's own dependency
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -132,8 +134,13 @@ def draw_grid(dataset: Any, preds: list[dict[str, Tensor]], path: str | Path, n:
             ax.text(b[0], b[1] - 1, f"{CLASSES[lab]} {s:.2f}", color="lime", fontsize=6)
     fig.suptitle(f"faster_rcnn_small on shapes (score >= {score_thresh})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
+    buffer.seek(0)
+    # a 128-colour palette: the noisy backgrounds barely compress as RGB (4x smaller file)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(colors=128).save(path, format="PNG", optimize=True)
 
 
 def _lr_at(config: DetectConfig, it: int, elapsed: float = 0.0) -> float:
@@ -227,19 +234,33 @@ def _checkpoint(run_dir: Path, model: FasterRCNN, optimizer: Any, iteration: int
 
 
 def load_run(run_dir: str | Path) -> tuple[FasterRCNN, DetectConfig, int]:
-    """The model (eval mode), config and iteration stored in ``run_dir``'s checkpoint."""
-    state = load(Path(run_dir) / "checkpoint.safetensors")
-    config = DetectConfig(**json.loads(state["config"]))
+    """The model (eval mode), config and iteration stored in ``run_dir``'s checkpoint; raises
+    CheckpointError for a file that is not a ``deepnotes detect`` checkpoint of this model."""
+    path = Path(run_dir) / "checkpoint.safetensors"
+    state = load(path)
+    try:
+        config = DetectConfig(**json.loads(state["config"]))
+        iteration = int(state["iteration"])
+        weights = state["model"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a 'deepnotes detect train' checkpoint "
+                              f"({type(err).__name__}: {err})") from None
     model = build_model(config)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:                     # missing / unexpected keys, wrong shapes
+        raise CheckpointError(f"the weights in {path} do not fit faster_rcnn_small("
+                              f"backbone={config.backbone!r}): {err}") from None
     model.eval()
-    return model, config, int(state["iteration"])
+    return model, config, iteration
 
 
 def evaluate_run(run_dir: str | Path, test_size: int | None = None, grid: str | None = None,
-                 threads: int = 1, stdout: TextIO | None = None) -> dict[str, float]:
+                 threads: int = 1, stdout: TextIO | None = None, images: int = 16
+                 ) -> dict[str, float]:
     """``deepnotes detect eval``: mAPs of a run's checkpoint on the shapes test split, and a PNG
-    grid of predictions (default ``run_dir/predictions.png``)."""
+    grid of the predictions on the first ``images`` test images (default
+    ``run_dir/predictions.png``)."""
     from ...data.shapes import shapes
 
     stdout = stdout or sys.stdout
@@ -249,7 +270,7 @@ def evaluate_run(run_dir: str | Path, test_size: int | None = None, grid: str | 
     test_set = shapes(n, seed=1)
     scores, preds = evaluate(model, test_set)
     path = Path(grid) if grid else Path(run_dir) / "predictions.png"
-    draw_grid(test_set, preds, path)
+    draw_grid(test_set, preds, path, n=images)
     print(f"{run_dir} (iteration {iteration}), {n} test images:\n"
           f"  mAP@0.5 (VOC all-point)  {scores['map_50']:.4f}\n"
           f"  mAP@[.5:.95] (COCO)      {scores['map_50_95']:.4f}\n"

@@ -110,7 +110,7 @@ def faster_rcnn_small(num_classes: int = 4, ohem: bool = False, backbone: str = 
         ohem: train the RoI head on the hardest RoIs (OHEM) instead of a random sample.
         backbone: "small" (``SmallResNetFPN``: one BasicBlock per stage, the fast default) or
             "resnet18_fpn" (the zoo's ``models.fpn.resnet_fpn``: a narrow ResNet-18 + FPN,
-            layer1..3 used; about twice the compute).
+            layer1..3 used; 438,114 params, about 15 % more CPU time per step).
         widths: channels of the three backbone stages; out_channels: FPN channels.
         representation_size: width of the RoI head's two FC layers.
         rpn_batch_size_per_image, box_batch_size_per_image: anchors / RoIs per image in the

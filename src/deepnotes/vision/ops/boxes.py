@@ -38,33 +38,74 @@ from ...tensor import Tensor
 _FORMATS = ("xyxy", "xywh", "cxcywh")
 
 
-def _check_boxes(boxes: Any, name: str, op: str) -> None:
+def _check_boxes(boxes: Any, name: str, op: str, batched: bool = False) -> None:
     check_tensor(boxes, name, op)
-    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+    if batched:
+        if boxes.ndim < 2 or boxes.shape[-1] != 4:
+            raise ValueError(f"{op}(): {name} should have shape (..., N, 4), got "
+                             f"{tuple(boxes.shape)}")
+    elif boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"{op}(): {name} should have shape (N, 4), got {tuple(boxes.shape)}")
 
 
-def box_area(boxes: Tensor) -> Tensor:
-    """Area of each box: ``(x2 - x1) * (y2 - y1)``.  Shape: (N, 4) -> (N,)."""
-    _check_boxes(boxes, "boxes", "box_area")
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+def _check_fmt(fmt: str, op: str) -> None:
+    if fmt not in _FORMATS:
+        raise ValueError(f"{op}(): fmt should be one of {_FORMATS} (rotated boxes are not "
+                         f"supported), got {fmt!r}")
 
 
-def _box_inter_union(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
-    area1, area2 = box_area(boxes1), box_area(boxes2)
-    lt = _ew.maximum(boxes1[:, None, :2], boxes2[None, :, :2])  # (N, M, 2) top-left of a ∩ b
-    rb = _ew.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])  # (N, M, 2) bottom-right
-    wh = (rb - lt).clamp(min=0)                                 # (N, M, 2) empty -> 0
-    inter = wh[:, :, 0] * wh[:, :, 1]                           # (N, M)
-    union = area1[:, None] + area2[None, :] - inter             # (N, M)
+def _check_pair(boxes1: Any, boxes2: Any, op: str) -> None:
+    _check_boxes(boxes1, "boxes1", op, batched=True)
+    _check_boxes(boxes2, "boxes2", op, batched=True)
+    try:
+        np.broadcast_shapes(tuple(boxes1.shape[:-2]), tuple(boxes2.shape[:-2]))
+    except ValueError:
+        raise ValueError(f"{op}(): the batch dimensions of boxes1 {tuple(boxes1.shape)} and "
+                         f"boxes2 {tuple(boxes2.shape)} should broadcast") from None
+
+
+def box_area(boxes: Tensor, fmt: str = "xyxy") -> Tensor:
+    """Area of each box: ``(x2 - x1) * (y2 - y1)`` for 'xyxy', ``w * h`` for 'xywh' and
+    'cxcywh'.  Shape: (..., 4) -> (...)."""
+    check_tensor(boxes, "boxes", "box_area")
+    _check_fmt(fmt, "box_area")
+    if boxes.ndim < 1 or boxes.shape[-1] != 4:
+        raise ValueError(f"box_area(): boxes should have shape (..., 4), got "
+                         f"{tuple(boxes.shape)}")
+    if fmt == "xyxy":
+        return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    return boxes[..., 2] * boxes[..., 3]
+
+
+def _corners(boxes: Tensor, fmt: str) -> tuple[Tensor, Tensor]:
+    """Top-left and bottom-right corners (..., 2) of boxes in ``fmt``."""
+    if fmt == "xyxy":
+        return boxes[..., :2], boxes[..., 2:]
+    if fmt == "xywh":
+        return boxes[..., :2], boxes[..., :2] + boxes[..., 2:]
+    half = boxes[..., 2:] / 2                                  # cxcywh
+    return boxes[..., :2] - half, boxes[..., :2] + half
+
+
+def _box_inter_union(boxes1: Tensor, boxes2: Tensor, fmt: str = "xyxy") -> tuple[Tensor, Tensor]:
+    area1, area2 = box_area(boxes1, fmt), box_area(boxes2, fmt)
+    lt1, rb1 = _corners(boxes1, fmt)
+    lt2, rb2 = _corners(boxes2, fmt)
+    lt = _ew.maximum(lt1[..., :, None, :], lt2[..., None, :, :])  # (..., N, M, 2) top-left of a ∩ b
+    rb = _ew.minimum(rb1[..., :, None, :], rb2[..., None, :, :])  # (..., N, M, 2) bottom-right
+    wh = (rb - lt).clamp(min=0)                                   # (..., N, M, 2) empty -> 0
+    inter = wh[..., 0] * wh[..., 1]                               # (..., N, M)
+    union = area1[..., :, None] + area2[..., None, :] - inter     # (..., N, M)
     return inter, union
 
 
-def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """Pairwise IoU (Jaccard index).  Shape: (N, 4), (M, 4) -> (N, M)."""
-    _check_boxes(boxes1, "boxes1", "box_iou")
-    _check_boxes(boxes2, "boxes2", "box_iou")
-    inter, union = _box_inter_union(boxes1, boxes2)
+def box_iou(boxes1: Tensor, boxes2: Tensor, fmt: str = "xyxy") -> Tensor:
+    """Pairwise IoU (Jaccard index) of boxes in ``fmt`` ('xyxy', 'xywh' or 'cxcywh'; torchvision's
+    rotated formats need its compiled ops and are not supported).
+    Shape: (..., N, 4), (..., M, 4) -> (..., N, M)."""
+    _check_fmt(fmt, "box_iou")
+    _check_pair(boxes1, boxes2, "box_iou")
+    inter, union = _box_inter_union(boxes1, boxes2, fmt)
     return inter / union
 
 
@@ -72,16 +113,15 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Pairwise GIoU (Rezatofighi et al. 2019), in [-1, 1]: IoU - (|C| - |a ∪ b|) / |C|.
 
     Unlike IoU it still says how far apart two disjoint boxes are, so 1 - GIoU is a usable loss.
-    Shape: (N, 4), (M, 4) -> (N, M).
+    Shape: (..., N, 4), (..., M, 4) -> (..., N, M), boxes in 'xyxy'.
     """
-    _check_boxes(boxes1, "boxes1", "generalized_box_iou")
-    _check_boxes(boxes2, "boxes2", "generalized_box_iou")
+    _check_pair(boxes1, boxes2, "generalized_box_iou")
     inter, union = _box_inter_union(boxes1, boxes2)
     iou = inter / union
-    lt = _ew.minimum(boxes1[:, None, :2], boxes2[None, :, :2])  # (N, M, 2) enclosing box C
-    rb = _ew.maximum(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    lt = _ew.minimum(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # (..., N, M, 2) box C
+    rb = _ew.maximum(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])
     wh = (rb - lt).clamp(min=0)
-    area_c = wh[:, :, 0] * wh[:, :, 1]                          # (N, M)
+    area_c = wh[..., 0] * wh[..., 1]                                      # (..., N, M)
     return iou - (area_c - union) / area_c
 
 

@@ -78,7 +78,7 @@ class MultiScaleRoIAlign(Module):
         image_h = max(s[0] for s in image_shapes)
         scales = [2.0 ** round(math.log2(f.shape[-2] / image_h)) for f in features]
         rois = convert_boxes_to_roi_format(list(boxes))                     # (K, 5)
-        if len(features) == 1:
+        if len(features) == 1 or len(rois) == 0:
             return roi_align(features[0], rois, self.output_size, scales[0], self.sampling_ratio)
         levels = self.map_levels(rois.data[:, 1:], scales)
         parts, order = [], []
