@@ -281,7 +281,13 @@ def train_one_epoch(model: Any, loader: DataLoader, loss_fn: Any, optimizer: Any
         if limit_batches is not None and i >= limit_batches:
             break
         logits = model(x)
+        aux_outputs: list[Any] = []  # GoogLeNet / Inception v3 in training mode: (logits, aux...)
+        if isinstance(logits, tuple):
+            logits, *aux_outputs = logits
         loss = loss_fn(logits, y)
+        for aux in aux_outputs:  # the auxiliary classifiers' losses, weighted 0.3 (GoogLeNet paper)
+            if aux is not None:
+                loss = loss + 0.3 * loss_fn(aux, y)
         value = loss.item()
         if not math.isfinite(value):  # stepping on it would turn every weight into nan
             raise TrainingDiverged(f"the loss is {value} at batch {i + 1}", batch=i + 1,
@@ -409,6 +415,12 @@ def _input_channels(model: Any) -> int:
         if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
             return int(module.in_channels)
     return 1
+
+
+def _out_features(model: Any) -> int | None:
+    """out_features of the model's last Linear layer (None for a model without one)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return int(linears[-1].out_features) if linears else None
 
 
 def _check_gives_class_scores(model: Any, dataset: Any, name: str) -> None:
@@ -598,7 +610,12 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
 
     manual_seed(config.seed)  # model init and every epoch's shuffle follow from here
     model = get_model(config.model)  # (loading the digits draws no random numbers)
+    if _out_features(model) == 1000:  # an ImageNet-size zoo model: rebuilt for the 10 classes
+        manual_seed(config.seed)
+        model = get_model(config.model, num_classes=10)
     train_set, test_set = load_dataset(config, model)  # shaped for the model, or ValueError
+    if getattr(model, "AuxLogits", None) is not None and min(train_set[0][0].shape[-2:]) < 299:
+        model.AuxLogits = None  # Inception v3's auxiliary head needs 299x299 images: left out
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True)
     test_loader = DataLoader(test_set, batch_size=256)
     run = None  # --distributed: SyncBN + DDP over the MPI ranks (deepnotes.distributed.training)

@@ -39,8 +39,9 @@ The paper's form (``alexnet(paper=True)`` or ``alexnet_paper()``), for 227x227 i
 LRN in the paper: b_c = a_c / (k + alpha * sum_{j in window} a_j^2)^beta with k = 2, n = 5,
 alpha = 1e-4, beta = 0.75. PyTorch's LocalResponseNorm divides alpha by the window size, so
 the paper's layer is ``nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)``. The paper's
-initialisation: weights N(0, 0.01^2); biases 1 in conv2, conv4, conv5 and the fully connected
-layers (so the ReLUs start with positive inputs), 0 in conv1 and conv3.
+initialisation: weights N(0, 0.01^2); biases 1 in conv2, conv4, conv5 and the hidden fully
+connected layers fc6, fc7 (so the ReLUs start with positive inputs), 0 in conv1, conv3 and the
+output layer fc8 ("the remaining layers").
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class AlexNetPaper(nn.Module):
         )
         if init_weights:
             one_bias = {id(self.features[i]) for i in (4, 10, 12)}
-            one_bias |= {id(self.classifier[i]) for i in (1, 4, 6)}
+            one_bias |= {id(self.classifier[i]) for i in (1, 4)}   # fc6, fc7; not fc8
             for m in self.modules():
                 if isinstance(m, nn.Conv2d | nn.Linear):
                     nn.init.normal_(m.weight, 0.0, 0.01)

@@ -35,7 +35,9 @@ Parameters: 27,161,264 with the auxiliary head (torchvision's default and the pu
 figure), 23,834,568 without. Output in training mode with ``aux_logits=True``:
 ``InceptionOutputs(logits, aux_logits)``, a namedtuple as torchvision's; otherwise the logits.
 The auxiliary head needs the 17x17 grid of a ~299 input (its 5x5/3 average pool and 5x5
-convolution); the main path works from 75x75 up.
+convolution; a smaller grid raises a ValueError); the main path works from 75x75 up. With
+``AuxLogits`` set to None (what ``deepnotes train`` does on smaller images) the training output
+is ``InceptionOutputs(logits, None)``, as torchvision's.
 
 Initialisation as torchvision's: convolution and linear weights truncated normal with std 0.1
 (0.001 for AuxLogits.fc), BN weight 1 and bias 0. torchvision marks AuxLogits.conv1 with
@@ -189,6 +191,10 @@ class InceptionAux(nn.Module):
         self.fc.stddev = 0.001
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or min(x.shape[-2:]) < 17:
+            raise ValueError(f"InceptionAux expects (N, C, H, W) with H, W >= 17 (the 17x17 grid "
+                             f"of a 299x299 image), got {tuple(x.shape)}; use "
+                             f"aux_logits=False for smaller images")
         x = F.avg_pool2d(x, kernel_size=5, stride=3)        # (N, 768, 5, 5)
         x = self.conv1(self.conv0(x))                       # (N, 768, 1, 1)
         x = F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)     # (N, 768)
