@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments.cli import add_parser as _add_experiment; _add_experiment(subparsers)  # noqa: E702, I001
     from .analysis.cli import add_parser as _add_summary; _add_summary(subparsers)  # noqa: E702, I001
     from .vision.cli import add_parser as _add_detect; _add_detect(subparsers)  # noqa: E702, I001
+    from .nas.cli import add_parser as _add_nas; _add_nas(subparsers)  # noqa: E702, I001
     return parser
 
 

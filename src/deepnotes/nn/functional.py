@@ -176,3 +176,8 @@ __all__ = [
     "poisson_nll_loss",
     "soft_margin_loss",
 ]
+
+
+from ..ops.activation import gumbel_softmax  # noqa: E402  (noise + softmax + detach)
+
+__all__ += ["gumbel_softmax"]

@@ -653,3 +653,38 @@ def logsigmoid(input: Any) -> Any:
     """log(1 / (1 + e^-x)), computed without overflow. Math: :class:`LogsigmoidFn`."""
     _check_float(input, "logsigmoid", "log_sigmoid_cpu")
     return LogsigmoidFn()(input)
+
+
+def gumbel_softmax(logits: Any, tau: float = 1.0, hard: bool = False,
+                   eps: float = 1e-10, dim: int = -1) -> Any:
+    """A Gumbel-softmax (concrete) sample, as ``torch.nn.functional.gumbel_softmax``.
+
+    Gumbel-max: argmax_i (logits_i + g_i) with g_i = -log(E_i), E_i ~ Exp(1) i.i.d., is a sample
+    of the categorical distribution softmax(logits). Replacing the argmax by a softmax with
+    temperature tau gives a differentiable relaxation (notes 004, SNAS/GDAS):
+
+        y_soft = softmax((logits + g) / tau)          (-> one-hot as tau -> 0)
+
+    ``hard=True``: the value is the one-hot y_hard of argmax y_soft, the gradient that of y_soft
+    (straight-through estimator): y = y_hard - stop_grad(y_soft) + y_soft.
+    ``eps`` is unused (deprecated in PyTorch too). The noise is drawn from
+    ``deepnotes.random.default_generator()``. A composite of primitives (softmax, detach):
+    the backward is that of softmax, d y_i / d l_j = y_i (delta_ij - y_j) / tau.
+    """
+    from ..random import default_generator
+    from ..tensor import Tensor
+
+    check_tensor(logits, "logits", "gumbel_softmax")
+    if not tau > 0:
+        raise ValueError(f"gumbel_softmax(): tau must be positive, got {tau}")
+    if not -logits.ndim <= dim < max(logits.ndim, 1):
+        raise IndexError(f"Dimension out of range (expected to be in range of "
+                         f"[{-logits.ndim}, {logits.ndim - 1}], but got {dim})")
+    gumbels = -np.log(default_generator().exponential(size=logits.shape))  # ~ Gumbel(0, 1)
+    y_soft = softmax((logits + Tensor._wrap(gumbels.astype(logits.data.dtype))) / tau, dim=dim)
+    if not hard:
+        return y_soft
+    index = np.argmax(y_soft.data, axis=dim)
+    y_hard = np.zeros_like(y_soft.data)
+    np.put_along_axis(y_hard, np.expand_dims(index, dim), 1.0, axis=dim)
+    return Tensor._wrap(y_hard) - y_soft.detach() + y_soft
