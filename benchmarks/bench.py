@@ -23,6 +23,14 @@ better). Runs are not interleaved one by one: after a call each framework's work
 spinning for a moment (OpenBLAS for NumPy, OpenMP for torch) and would steal the cores from the
 other side. The GEMM peak (np.matmul and torch.matmul of 2048x2048 float32) is measured in the same
 run, so that conv's GFLOP/s can be read as a fraction of what NumPy's BLAS can do here.
+
+Beside the wall time, the process CPU time of every run is recorded (``time.process_time``, all
+threads). On a machine shared with other jobs the wall time includes the time the process waited
+for a core; with one thread the CPU time does not, so the CPU-time ratio is the steadier one
+there (with several threads it also counts the workers' spin-waiting).
+
+``--write-docs`` replaces the block between ``<!-- bench.py --threads N: begin -->`` and its
+``end`` marker in docs/performance.md and draws docs/performance-threadsN.png.
 """
 
 from __future__ import annotations
@@ -43,8 +51,6 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "performance.md"
-CHART = ROOT / "docs" / "performance.png"
-BEGIN, END = "<!-- bench.py: begin -->", "<!-- bench.py: end -->"
 
 # name: (description, target ratio from issue 7)
 WORKLOADS = {
@@ -95,15 +101,31 @@ def time_call(fn: Callable[[], Any], runs: int) -> list[float]:
     return times
 
 
+def time_call_cpu(fn: Callable[[], Any], runs: int) -> tuple[list[float], list[float]]:
+    """Wall times and process CPU times (all threads) of ``runs`` calls of ``fn``, in ms."""
+    wall, cpu = [], []
+    for _ in range(runs):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        fn()
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - cpu_start) * 1e3)
+    return wall, cpu
+
+
 def time_pair(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int,
-              warmup: int) -> tuple[float, float]:
-    """Median milliseconds of ``ours()`` and ``theirs()`` over two rounds in alternating order."""
-    times: tuple[list[float], list[float]] = ([], [])
+              warmup: int) -> dict[str, float]:
+    """Median wall and CPU milliseconds of ``ours()`` and ``theirs()`` over two rounds in
+    alternating order: {"ours", "theirs", "ours_cpu", "theirs_cpu"}."""
+    wall: tuple[list[float], list[float]] = ([], [])
+    cpu: tuple[list[float], list[float]] = ([], [])
     for side in (0, 1, 1, 0):             # round 1: ours, theirs; round 2: theirs, ours
         fn = (ours, theirs)[side]
         time_call(fn, warmup)
-        times[side].extend(time_call(fn, repeat // 2))
-    return statistics.median(times[0]), statistics.median(times[1])
+        w, c = time_call_cpu(fn, repeat // 2)
+        wall[side].extend(w)
+        cpu[side].extend(c)
+    return {"ours": statistics.median(wall[0]), "theirs": statistics.median(wall[1]),
+            "ours_cpu": statistics.median(cpu[0]), "theirs_cpu": statistics.median(cpu[1])}
 
 
 def gemm_peak(np: Any, torch: Any, size: int = 2048, runs: int = 10) -> tuple[float, float]:
@@ -223,6 +245,14 @@ BUILDERS = {"conv": conv_workload, "lenet_step": lenet_step_workload,
 # ------------------------------------------------------------------------------------- report
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages ("unknown" where the OS has none)."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def machine_info(np: Any, torch: Any, dn: Any, threads: int) -> dict[str, Any]:
     """What the figures depend on: CPU, load, library versions, BLAS, threads."""
     cpu = platform.processor() or platform.machine()
@@ -231,12 +261,8 @@ def machine_info(np: Any, torch: Any, dn: Any, threads: int) -> dict[str, Any]:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    try:
-        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        load = "unknown"
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "load_average": load, "threads": threads,
+            "cpu_count": os.cpu_count(), "load_average": load_average(), "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "torch": torch.__version__, "deepnotes": dn.__version__, "blas": _blas_info(),
             "dn_threads": dn.get_num_threads(), "torch_threads": torch.get_num_threads()}
@@ -251,19 +277,22 @@ def _blas_info() -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| workload | what | deepnotes ms | torch ms | ratio | target | met |",
-             "|---|---|---:|---:|---:|---:|:-:|"]
+    lines = ["| workload | what | deepnotes ms | torch ms | ratio | target | met | "
+             "CPU-time ratio |",
+             "|---|---|---:|---:|---:|---:|:-:|---:|"]
     for r in rows:
         lines.append(f"| {r['workload']} | {r['description']} | {r['deepnotes_ms']:.2f} | "
                      f"{r['torch_ms']:.2f} | {r['ratio']:.2f} | {r['target']:.1f} | "
-                     f"{'yes' if r['ratio'] <= r['target'] else 'no'} |")
+                     f"{'yes' if r['ratio'] <= r['target'] else 'no'} | "
+                     f"{r['cpu_ratio']:.2f} |")
     return "\n".join(lines)
 
 
 def summary_lines(info: dict[str, Any], peak: dict[str, float], rows: list[dict[str, Any]],
                   repeat: int, warmup: int) -> list[str]:
     lines = [f"Machine: {info['cpu']}, {info['cpu_count']} CPUs visible, load average "
-             f"{info['load_average']} at the start; Python {info['python']}, NumPy "
+             f"{info['load_average']} at the start and {info['load_average_end']} at the end "
+             f"(1, 5, 15 min); Python {info['python']}, NumPy "
              f"{info['numpy']} ({info['blas']}), torch {info['torch']}, deepnotes "
              f"{info['deepnotes']}. {info['threads']} thread(s) for both (BLAS "
              f"{info['dn_threads']}, torch {info['torch_threads']}); float32; median of "
@@ -280,16 +309,23 @@ def summary_lines(info: dict[str, Any], peak: dict[str, float], rows: list[dict[
     return lines
 
 
-def write_docs(table: str, lines: list[str], rows: list[dict[str, Any]]) -> None:
-    """Replace the generated block of docs/performance.md and redraw docs/performance.png."""
-    text = DOCS.read_text()
-    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
-    block = "\n" + "\n".join(lines) + "\n\n" + table + "\n\n![ratios](performance.png)\n"
-    DOCS.write_text(text[:start] + block + text[stop:])
-    plot_ratios(rows, CHART)
+def write_docs(table: str, lines: list[str], rows: list[dict[str, Any]], threads: int,
+               docs: Path = DOCS) -> None:
+    """Replace the block for ``threads`` in docs/performance.md and redraw its chart."""
+    begin = f"<!-- bench.py --threads {threads}: begin -->"
+    end = f"<!-- bench.py --threads {threads}: end -->"
+    text = docs.read_text()
+    if begin not in text or end not in text:
+        raise SystemExit(f"{docs} has no '{begin}' ... '{end}' block to replace")
+    chart = f"performance-threads{threads}.png"
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    block = ("\n" + "\n".join(lines) + "\n\n" + table
+             + f"\n\n![deepnotes / PyTorch time ratios, {threads} thread(s)]({chart})\n")
+    docs.write_text(text[:start] + block + text[stop:])
+    plot_ratios(rows, docs.parent / chart, threads)
 
 
-def plot_ratios(rows: list[dict[str, Any]], path: Path) -> None:
+def plot_ratios(rows: list[dict[str, Any]], path: Path, threads: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -303,7 +339,8 @@ def plot_ratios(rows: list[dict[str, Any]], path: Path) -> None:
     ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_ylabel("time / PyTorch's")
-    ax.set_title("deepnotes / PyTorch (lower is better; red: target)", fontsize=9)
+    ax.set_title(f"deepnotes / PyTorch, {threads} thread(s) (lower is better; red: target)",
+                 fontsize=9)
     ax.tick_params(labelsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -332,18 +369,23 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.only or WORKLOADS:
         ours, theirs = BUILDERS[name](np, dn, torch)
-        dn_ms, torch_ms = time_pair(ours, theirs, args.repeat, args.warmup)
+        med = time_pair(ours, theirs, args.repeat, args.warmup)
+        dn_ms, torch_ms = med["ours"], med["theirs"]
         description, target = WORKLOADS[name]
         row = {"workload": name, "description": description, "deepnotes_ms": dn_ms,
-               "torch_ms": torch_ms, "ratio": dn_ms / torch_ms, "target": target}
+               "torch_ms": torch_ms, "ratio": dn_ms / torch_ms, "target": target,
+               "deepnotes_cpu_ms": med["ours_cpu"], "torch_cpu_ms": med["theirs_cpu"],
+               "cpu_ratio": med["ours_cpu"] / med["theirs_cpu"]}
         if name == "conv":
             row["deepnotes_gflops"] = conv_flops() / dn_ms / 1e6
             row["torch_gflops"] = conv_flops() / torch_ms / 1e6
             row["fraction_of_numpy_peak"] = row["deepnotes_gflops"] / numpy_peak
         rows.append(row)
         print(f"{name:<12} deepnotes {dn_ms:8.2f} ms  torch {torch_ms:8.2f} ms  "
-              f"ratio {dn_ms / torch_ms:5.2f}", file=sys.stderr, flush=True)
+              f"ratio {dn_ms / torch_ms:5.2f}  CPU-time ratio {row['cpu_ratio']:5.2f}",
+              file=sys.stderr, flush=True)
 
+    info["load_average_end"] = load_average()
     table = markdown_table(rows)
     lines = summary_lines(info, peak, rows, args.repeat, args.warmup)
     print("\n".join(lines) + "\n\n" + table)
@@ -353,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                        "gemm_peak": peak, "results": rows}, f, indent=2)
             f.write("\n")
     if args.write_docs:
-        write_docs(table, lines, rows)
+        write_docs(table, lines, rows, args.threads)
     return 0
 
 

@@ -23,7 +23,9 @@ import platform
 M_TRIM_THRESHOLD = -1        # mallopt parameter numbers from glibc's <malloc.h>
 M_MMAP_THRESHOLD = -3
 TRIM_THRESHOLD = 1 << 30     # keep up to 1 GiB of freed heap memory
-MMAP_THRESHOLD = 1 << 28     # blocks up to 256 MiB come from the (reusable) heap
+MMAP_THRESHOLD = 1 << 29     # blocks up to 512 MiB come from the (reusable) heap: at 256 MiB
+                             # the conv workload's columns at N = 128 (288 MiB) were mmap'ed
+                             # anew each step, 12 % slower per sample (docs/performance.md)
 
 
 def keep_freed_memory() -> bool:

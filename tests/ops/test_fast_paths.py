@@ -1,5 +1,6 @@
 """The hot-path variants of issue 7 against PyTorch: columns rebuilt in backward, dx of a stride-1
-convolution as a convolution, and float32 staying float32 through a training step."""
+convolution as a convolution (when that is the smaller GEMM) or by col2im, and float32 staying
+float32 through a training step."""
 
 import numpy as np
 import pytest
@@ -9,9 +10,12 @@ import deepnotes.nn.functional as F
 from deepnotes.ops import conv as conv_ops
 from tests.helpers import check_against_torch
 
-# (op, torch name, x shape, w shape, kwargs): stride 1 (dx by convolution) and strided (col2im)
+# (op, torch name, x shape, w shape, kwargs): stride 1 with dx by convolution (C_out <= C_in with
+# 'same' padding) or by col2im (more output channels, or no padding), and strided (col2im)
 CASES = [
     (F.conv2d, "conv2d", (2, 3, 7, 6), (4, 3, 3, 3), dict(padding=1)),
+    (F.conv2d, "conv2d", (2, 4, 7, 6), (4, 4, 3, 3), dict(padding=1)),
+    (F.conv2d, "conv2d", (2, 2, 9, 8), (5, 2, 3, 3), {}),
     (F.conv2d, "conv2d", (2, 3, 9, 8), (4, 3, 3, 2), dict(padding=(2, 0), dilation=(2, 1))),
     (F.conv2d, "conv2d", (2, 3, 8, 8), (4, 3, 3, 3), dict(stride=2, padding=1)),
     (F.conv2d, "conv2d", (2, 4, 6, 6), (4, 2, 3, 3), dict(padding=1, groups=2)),
@@ -33,7 +37,26 @@ def test_conv_paths_match_torch(case, keep_bytes, rng, monkeypatch):
     check_against_torch(op, name, inputs, **kw)
 
 
-def test_stride_one_path_is_taken_and_matches_col2im(rng):
+# (x shape, w shape, kwargs, dx by convolution?): the columns of g (C_out*k*k, N*L_in) against
+# col2im's (C_in*k*k, N*L_out)
+PATHS = [
+    ((2, 4, 6, 6), (4, 4, 3, 3), dict(padding=1), True),        # equal: ResNet's 3x3 layers
+    ((2, 6, 5, 5), (3, 6, 1, 1), {}, True),                      # fewer output channels
+    ((2, 3, 6, 6), (4, 3, 3, 3), dict(padding=1), False),       # more output channels
+    ((2, 6, 12, 12), (16, 6, 5, 5), {}, False),                  # LeNet-5's conv2: 6x larger
+    ((2, 4, 8, 8), (4, 4, 3, 3), dict(stride=2, padding=1), False),  # strided: col2im only
+]
+
+
+@pytest.mark.parametrize("case", PATHS)
+def test_dx_path_choice(case, rng):
+    x_shape, w_shape, kw, by_convolution = case
+    x = dn.tensor(rng.standard_normal(x_shape), requires_grad=True)
+    y = F.conv2d(x, dn.tensor(rng.standard_normal(w_shape), requires_grad=True), **kw)
+    assert y._fn._dx_by_convolution(w_shape[0]) is by_convolution
+
+
+def test_stride_one_path_matches_col2im(rng):
     x = dn.tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
     w = dn.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
     y = F.conv2d(x, w, padding=1)

@@ -61,7 +61,8 @@ class ConvNdFn(Function):
     Q38: the backward-data pass is a transposed convolution, and with stride 1 that is a plain
     one): dx = conv(g padded by d*(k-1) - pad, weight flipped in space with C_in and C_out
     swapped), i.e. an im2col of g and one GEMM; no col2im. Same numbers, 10-25 % faster (an im2col
-    copy beats prod(k) strided adds, most of all on small images).
+    copy beats prod(k) strided adds, most of all on small images) when its columns are no larger
+    than col2im's (:meth:`_dx_by_convolution`).
     grad_x is skipped when x needs no gradient (the first layer). dweight needs cols: they are
     kept from the forward pass when they take at most ``COLUMNS_KEPT_BYTES`` (saving an im2col),
     and rebuilt from x in backward otherwise, since a 3x3 convolution's columns are 9x its input
@@ -133,7 +134,7 @@ class ConvNdFn(Function):
             else:
                 grad_weight.reshape(g, c_out // g, k)[...] = (       # (G, C_out/G, K)
                     cols @ grad_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
-        if self.needs_input_grad[0] and g == 1 and self._stride_one():
+        if self.needs_input_grad[0] and g == 1 and self._dx_by_convolution(c_out):
             grad_x = self._grad_input_by_convolution(grad_y, weight_rows[0])
             if self.unbatched:
                 grad_x = grad_x[0]
@@ -152,6 +153,21 @@ class ConvNdFn(Function):
             grad_bias = grad_y.sum(axis=(0,) + tuple(range(2, 2 + nd)))     # (C_out,)
         return grad_x, grad_weight, grad_bias
 
+
+    def _dx_by_convolution(self, c_out: int) -> bool:
+        """Whether dx is computed as a convolution of g (else: GEMM + col2im).
+
+        Stride 1 is needed (:meth:`_stride_one`), and the convolution's columns must not be
+        larger than col2im's: they hold C_out*prod(k) rows of N*L_in entries, col2im's hold
+        C_in*prod(k) rows of N*L_out, and the GEMM's FLOPs scale the same way. With 'same' padding
+        and C_in = C_out (every 3x3 layer of a ResNet) the two are equal and the convolution wins
+        (no strided adds); with no padding and more output than input channels (LeNet-5's
+        conv 6->16 k5 on 12x12: 400 x 18432 against 150 x 8192 entries) col2im does 6x less work
+        (the rule took LeNet-5's step from 1.4x to 1.0x PyTorch's time, docs/performance.md).
+        """
+        c_in = self.x_shape[1]
+        return (self._stride_one() and c_out * math.prod(self.x_shape[2:])
+                <= c_in * math.prod(self.out_size))
 
     def _stride_one(self) -> bool:
         """Stride 1 on every axis and no padding beyond the kernel's reach (so that the padding
