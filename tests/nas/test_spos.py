@@ -21,7 +21,6 @@ from deepnotes.nas.spos import (
     CHOICES,
     ChildNet,
     ChoiceBlock,
-    DepthwiseConv2dFn,
     SearchSpace,
     Supernet,
     block_macs,
@@ -31,7 +30,6 @@ from deepnotes.nas.spos import (
     recalibrate_bn,
 )
 from deepnotes.nn.layers.norm import _BatchNorm
-from tests.helpers import check_against_torch
 
 SPACE = SearchSpace()
 ALL_BLOCK_CHOICES = [(i, c) for i, s in enumerate(SPACE.specs) for c in s.choices]
@@ -68,27 +66,6 @@ def test_choice_block_rejects_a_bad_choice(rng):
         block(_images(rng, 1, 8, 8), "skip")
     with pytest.raises(ValueError, match="must have 5 choices"):
         SPACE.check(("k3e3",))
-
-
-@given(k=st.sampled_from([1, 3, 5, 7]), stride=st.sampled_from([1, 2]),
-       size=st.integers(1, 9), c=st.integers(1, 4), n=st.integers(1, 3), seed=st.integers(0, 99))
-def test_depthwise_conv_matches_torch(k, stride, size, c, n, seed):
-    rng = np.random.default_rng(seed)
-    x, w = rng.standard_normal((n, c, size, size)), rng.standard_normal((c, 1, k, k))
-    check_against_torch(lambda a, b: DepthwiseConv2dFn(stride, k // 2)(a, b),
-                        lambda a, b: torch.nn.functional.conv2d(a, b, None, stride, k // 2,
-                                                                groups=c), (x, w))
-
-
-def test_depthwise_module_is_a_conv2d_with_the_same_keys(rng):
-    ours = spos.DepthwiseConv2d(6, 5, stride=2)
-    ref = dn.nn.Conv2d(6, 6, 5, 2, 2, groups=6, bias=False)
-    assert set(ours.state_dict()) == set(ref.state_dict()) == {"weight"}
-    ref.load_state_dict({"weight": np.array(ours.weight.data)})
-    x = _images(rng, 2, 7, 6)
-    np.testing.assert_allclose(ours(x).data, ref(x).data, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match=r"\(N, 6, H, W\)"):
-        ours(_images(rng, 2, 7, 5))
 
 
 def _torch_block(block: spos.MBBlock) -> torch.nn.Module:

@@ -4,6 +4,8 @@ float32 through a training step."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import deepnotes as dn
 import deepnotes.nn.functional as F
@@ -101,3 +103,31 @@ def test_float32_lstm():
     out.sum().backward()
     assert {out.dtype, h.dtype, c.dtype, x.grad.dtype} == {dn.float32}
     assert all(p.grad.dtype == dn.float32 for p in lstm.parameters())
+
+
+@settings(deadline=None)
+@given(k=st.tuples(st.integers(1, 5), st.integers(1, 5)), stride=st.integers(1, 3),
+       dilation=st.integers(1, 2), padding=st.integers(0, 2), size=st.integers(1, 9),
+       c=st.integers(2, 5), n=st.integers(1, 3), bias=st.booleans(), seed=st.integers(0, 99))
+def test_depthwise_shift_and_add_matches_torch(k, stride, dilation, padding, size, c, n, bias,
+                                               seed):
+    rng = np.random.default_rng(seed)
+    if size + 2 * padding < dilation * (max(k) - 1) + 1:
+        return                                    # no output: the error path is tested elsewhere
+    inputs = [rng.standard_normal((n, c, size, size + 1)), rng.standard_normal((c, 1, *k))]
+    if bias:
+        inputs.append(rng.standard_normal(c))
+    check_against_torch(F.conv2d, "conv2d", tuple(inputs), stride=stride, padding=padding,
+                        dilation=dilation, groups=c)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_depthwise_uses_shift_and_add_with_same_padding_and_only_for_depthwise(rng):
+    x = dn.tensor(rng.standard_normal((2, 4, 6, 5)), requires_grad=True)
+    w = dn.tensor(rng.standard_normal((4, 1, 4, 3)), requires_grad=True)
+    y = F.conv2d(x, w, padding="same", dilation=(1, 2), groups=4)     # uneven padding (1, 2)
+    assert isinstance(y.grad_fn, conv_ops.DepthwiseConv2dFn)
+    check_against_torch(F.conv2d, "conv2d", (x.data, w.data), padding="same", dilation=(1, 2),
+                        groups=4)
+    multiplier = dn.tensor(rng.standard_normal((8, 1, 3, 3)))        # C_out = 2 C_in: im2col
+    assert isinstance(F.conv2d(x, multiplier, groups=4).grad_fn, conv_ops.ConvNdFn)

@@ -183,7 +183,7 @@ def _node_rf(node: Any, image: tuple[int, ...], in_rfs: list[RF | None],
         return _merge(image, [(_globalise(image, rf, range(len(image))), (False,) * len(image))
                               for rf, _ in present])
     if rf0 is not None and shape0 is not None:
-        if kind is _conv.ConvNdFn:
+        if kind in (_conv.ConvNdFn, _conv.DepthwiseConv2dFn):
             kernel = tuple(node.inputs[1].shape[2:])
             return _window(image, rf0, shape0,
                            _conv_params(kernel, node.stride, node.padding, node.dilation))

@@ -58,15 +58,15 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ..autograd import Function, no_grad
+from ..autograd import no_grad
 from ..nn import functional as F
 from ..nn.layers.norm import _BatchNorm
 from ..random import default_generator, manual_seed
 from ..tensor import Tensor
 
 __all__ = [
-    "BUDGETS", "CHOICES", "Arch", "BlockSpec", "ChildNet", "ChoiceBlock", "DepthwiseConv2d",
-    "DepthwiseConv2dFn", "EvolutionResult", "MBBlock", "SearchSpace", "Supernet", "block_macs",
+    "BUDGETS", "CHOICES", "Arch", "BlockSpec", "ChildNet", "ChoiceBlock", "EvolutionResult",
+    "MBBlock", "SearchSpace", "Supernet", "block_macs",
     "crossover", "digits_splits", "evolution_search", "make_choice", "mutate", "recalibrate_bn",
     "sample_constrained", "search",
 ]
@@ -195,86 +195,6 @@ class SearchSpace:
 
 # -- modules --------------------------------------------------------------------------------------
 
-class DepthwiseConv2dFn(Function):
-    """Depthwise 2-D convolution (groups = C_in = C_out, no bias) by shift-and-add.
-
-    x (N, C, H, W), weight (C, 1, k, k), stride s, symmetric padding p -> y (N, C, H', W'):
-        y[n, c, a, b] = sum_{i,j} w[c, 0, i, j] * x_pad[n, c, s*a + i, s*b + j]
-    i.e. y = sum_{i,j} w[:, i, j] * (x_pad shifted by (i, j), sampled every s).
-    Backward, with g = dL/dy (y is linear in w and in x):
-        dw[c, 0, i, j] = sum_{n,a,b} g[n, c, a, b] * x_pad[n, c, s*a + i, s*b + j]
-        dx_pad[n, c, s*a + i, s*b + j] += w[c, 0, i, j] * g[n, c, a, b]   for every (i, j)
-    and dx is dx_pad without its border.
-
-    The same numbers as ``F.conv2d(x, w, None, s, p, groups=C)``; it exists because that op
-    goes through im2col, whose k^2-times-larger column matrix and batched 1-row GEMMs make a
-    7x7 depthwise layer several times slower than these k^2 in-cache multiply-adds in an
-    (H, W, N, C) layout, where every shifted window is a block of contiguous (N, C) rows. The
-    SPOS supernet is dominated by its depthwise layers. Torch: F.conv2d with groups=C.
-    """
-
-    def __init__(self, stride: int, padding: int):
-        self.stride, self.padding = stride, padding
-
-    def _windows(self, k: int, h_out: int, w_out: int) -> Iterator[tuple[int, int, tuple]]:
-        s = self.stride
-        for i in range(k):
-            for j in range(k):
-                yield i, j, (slice(i, i + s * (h_out - 1) + 1, s),
-                             slice(j, j + s * (w_out - 1) + 1, s))
-
-    def forward(self, x, weight):
-        n, c, h, w = x.shape
-        k, p = weight.shape[-1], self.padding
-        h_out, w_out = (h + 2 * p - k) // self.stride + 1, (w + 2 * p - k) // self.stride + 1
-        x_pad = np.zeros((h + 2 * p, w + 2 * p, n, c), dtype=x.dtype)        # (H+2p, W+2p, N, C)
-        x_pad[p:p + h, p:p + w] = x.transpose(2, 3, 0, 1)
-        w_kkc = weight[:, 0].transpose(1, 2, 0)                              # (k, k, C)
-        y = np.zeros((h_out, w_out, n, c), dtype=x.dtype)                    # (H', W', N, C)
-        tmp = np.empty_like(y)
-        for i, j, window in self._windows(k, h_out, w_out):
-            y += np.multiply(x_pad[window], w_kkc[i, j], out=tmp)
-        if self.needs_input_grad:
-            self.save_for_backward(x_pad, w_kkc)
-            self.x_shape = x.shape
-        return np.ascontiguousarray(y.transpose(2, 3, 0, 1))                 # (N, C, H', W')
-
-    def backward(self, grad_y):
-        x_pad, w_kkc = self.saved
-        k, c = w_kkc.shape[0], w_kkc.shape[-1]
-        h, w, p = self.x_shape[2], self.x_shape[3], self.padding
-        g = np.ascontiguousarray(grad_y.transpose(2, 3, 0, 1))               # (H', W', N, C)
-        tmp = np.empty_like(g)
-        grad_w = np.empty((k, k, c), dtype=g.dtype)                          # (k, k, C)
-        grad_x_pad = np.zeros_like(x_pad) if self.needs_input_grad[0] else None
-        for i, j, window in self._windows(k, g.shape[0], g.shape[1]):
-            if self.needs_input_grad[1]:
-                grad_w[i, j] = np.einsum("abnc,abnc->c", g, x_pad[window])      # (C,)
-            if grad_x_pad is not None:
-                grad_x_pad[window] += np.multiply(g, w_kkc[i, j], out=tmp)
-        grad_x = None
-        if grad_x_pad is not None:
-            grad_x = np.ascontiguousarray(grad_x_pad[p:p + h, p:p + w].transpose(2, 3, 0, 1))
-        grad_weight = grad_w.transpose(2, 0, 1)[:, None].copy() if self.needs_input_grad[1] \
-            else None                                                        # (C, 1, k, k)
-        return grad_x, grad_weight
-
-
-class DepthwiseConv2d(nn.Conv2d):
-    """``nn.Conv2d(C, C, k, stride, k // 2, groups=C, bias=False)`` (same parameters and
-    state-dict keys) computed by :class:`DepthwiseConv2dFn`."""
-
-    def __init__(self, channels: int, kernel_size: int, stride: int = 1):
-        super().__init__(channels, channels, kernel_size, stride, kernel_size // 2,
-                         groups=channels, bias=False)
-
-    def forward(self, input: Tensor) -> Tensor:
-        if input.ndim != 4 or input.shape[1] != self.in_channels:
-            raise ValueError(f"DepthwiseConv2d: expected input (N, {self.in_channels}, H, W), "
-                             f"got {tuple(input.shape)}")
-        return DepthwiseConv2dFn(self.stride[0], self.padding[0])(input, self.weight)
-
-
 class MBBlock(nn.Module):
     """MobileNet-v2 inverted residual with a k x k depthwise conv (notes 003 MobileNet):
     1x1 expand to e*C_in, BN, ReLU6 -> k x k depthwise (stride s), BN, ReLU6 -> 1x1 project
@@ -286,7 +206,9 @@ class MBBlock(nn.Module):
         self.use_res_connect = stride == 1 and c_in == c_out
         self.conv = nn.Sequential(
             nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-            DepthwiseConv2d(hidden, kernel_size, stride), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, hidden, kernel_size, stride, kernel_size // 2, groups=hidden,
+                      bias=False),                  # depthwise: ops.conv.DepthwiseConv2dFn
+            nn.BatchNorm2d(hidden), nn.ReLU6(),
             nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out),
         )
 
