@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
 from deepnotes.ml import ConvergenceWarning, LogisticRegression
@@ -48,6 +49,13 @@ def test_coefficients_match_sklearn(n_classes, seed, C, setting):
         ours = LogisticRegression(penalty, C=C, solver=solver, tol=1e-9,
                                   max_iter=max_iter).fit(X, y)
     theirs = reference(penalty, C, X, y)
+    if penalty is None and np.abs(theirs.coef_).max() > 20:
+        # Quasi-separable data: without a penalty the log-loss keeps falling as some weights go
+        # to infinity, so there is no optimum to compare; both fits must reach the same tiny
+        # loss instead (seen for 3 classes, seed 720: weights ~60 vs ~127, both "converged").
+        loss = [log_loss(y, m.predict_proba(X)) for m in (ours, theirs)]
+        assert loss[0] <= loss[1] + 1e-5, loss
+        return
     np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=1e-4)
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, atol=1e-4)
     np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-5)
