@@ -35,7 +35,8 @@ def test_train_help_documents_every_option(capsys):
     for option in ("--model", "--epochs", "--batch-size", "--lr", "--optimizer", "--momentum",
                    "--weight-decay", "--seed", "--out", "--name", "--quiet", "--limit-batches",
                    "--grad-clip", "--resume", "checkpoint.safetensors", "metrics.json",
-                   "curves.png"):
+                   "curves.png", "confusion_matrix.png", "roc_curves.png", "pr_curves.png",
+                   "--early-stopping-min-delta", "--data-dir"):
         assert option in out, option
 
 

@@ -32,9 +32,12 @@ images, split 80/20 per class with a fixed seed; nothing is downloaded).
 Prints train/test loss and accuracy after every epoch, and writes into OUT/NAME/:
   checkpoint.safetensors  model + optimizer state + epoch (no pickle; rewritten
                           atomically every epoch; read it back with deepnotes.load)
-  metrics.json            per-epoch numbers, the config, final accuracy, wall time
+  metrics.json            per-epoch numbers, the config, final accuracy, wall time,
+                          the test set's precision/recall/F1, ROC AUC and AP per class
   metrics.csv             one row per epoch
   curves.png              loss and accuracy per epoch, train vs test
+  confusion_matrix.png    the final model's confusion matrix on the test set
+  roc_curves.png, pr_curves.png   one-vs-rest ROC and precision-recall curves
 
 A run that was interrupted (Ctrl-C, a crash, a killed job) continues with
 --resume OUT/NAME from its last finished epoch, with the config stored in its
