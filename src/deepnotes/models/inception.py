@@ -53,7 +53,7 @@ from .. import nn
 from ..nn import functional as F
 from ..ops.shape import cat
 from ..tensor import Tensor
-from .googlenet import BasicConv2d
+from .googlenet import BasicConv2d, GoogLeNet
 
 
 class InceptionOutputs(NamedTuple):
@@ -248,12 +248,7 @@ class Inception3(nn.Module):
                     nn.init.constant_(m.weight, 1)
                     nn.init.constant_(m.bias, 0)
 
-    def _transform_input(self, x: Tensor) -> Tensor:
-        if not self.transform_input:
-            return x
-        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-        channels = [x[:, c:c + 1] * (std[c] / 0.5) + (mean[c] - 0.5) / 0.5 for c in range(3)]
-        return cat(channels, 1)
+    _transform_input = GoogLeNet._transform_input   # the same ImageNet-to-[-1, 1] rescaling
 
     def forward(self, x: Tensor) -> Tensor | InceptionOutputs:
         x = self._transform_input(x)

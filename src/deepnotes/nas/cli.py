@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli import _non_negative_float, _positive_int
+
 SEARCH_METHODS = ("darts", "darts2", "gdas", "snas", "pc-darts", "p-darts", "spos")
 
 DESCRIPTION = """\
@@ -25,26 +27,6 @@ examples:
   deepnotes nas search --method darts --budget small --out runs/nas-darts
   deepnotes nas search --method gdas --cost-weight 0.2 --out runs/nas-gdas
   deepnotes nas retrain runs/nas-darts/genotype.json --budget small"""
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got '{text}'") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _non_negative_int(text: str) -> int:
