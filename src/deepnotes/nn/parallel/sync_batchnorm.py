@@ -49,6 +49,7 @@ import numpy as np
 
 from ... import distributed as dist
 from ...autograd import Function
+from ...ops.norm import BatchNormFn
 from ...tensor import Tensor
 from ..layers.norm import BatchNorm1d, BatchNorm2d, _BatchNorm, _InstanceNorm
 from ..module import Module
@@ -84,12 +85,7 @@ class SyncBatchNormFn(Function):
         var = (second / m).astype(x.dtype)                              # (C,) biased, global
         inv_std = 1.0 / np.sqrt(var + self.eps)                         # (C,)
         x_hat = centred * inv_std[:, None]                              # (N_r, C, L)
-        momentum = self.momentum
-        if self.running_mean is not None:
-            self.running_mean[...] = (1 - momentum) * self.running_mean + momentum * mean
-        if self.running_var is not None:
-            unbiased = var * (m / (m - 1))
-            self.running_var[...] = (1 - momentum) * self.running_var + momentum * unbiased
+        BatchNormFn._update_running(self, mean, var, m)   # the same rule, with the global batch
         y = x_hat
         if weight is not None:
             y = y * weight.astype(x.dtype, copy=False)[:, None]
