@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from typing import Any
+
+#: Seconds a failing rank waits between writing its message and MPI_Abort (see _say_then_abort).
+ABORT_GRACE_SECONDS = 0.5
 
 _NOT_INITIALISED = ("Default process group has not been initialized, please make sure to call "
                     "init_process_group.")
@@ -173,25 +177,28 @@ def abort(message: str, exit_code: int = 1) -> None:
     rank, size = _state.rank, _state.world_size
     if _state.comm is None or size == 1:
         return
-    sys.stderr.write(f"deepnotes.distributed: rank {rank} of {size}: {message}; aborting all "
-                     f"{size} ranks (MPI_Abort)\n")
+    _say_then_abort(f"deepnotes.distributed: rank {rank} of {size}: {message}; aborting all "
+                    f"{size} ranks (MPI_Abort)\n", exit_code)
+
+
+def _say_then_abort(text: str, exit_code: int) -> None:
+    """Write ``text`` to stderr in one piece, give mpiexec a moment to forward it, then
+    MPI_Abort: the launcher kills every rank at once and drops output still in its pipes (seen in
+    CI: the traceback arrived, the message written after it did not)."""
+    sys.stderr.write(text)
     sys.stderr.flush()
+    time.sleep(ABORT_GRACE_SECONDS)
     try:
         _state.MPI.COMM_WORLD.Abort(exit_code)
-    finally:
+    finally:  # Abort does not return; if it ever did, do not linger
         os._exit(exit_code)
 
 
 def _abort_on_uncaught_exception(exc_type: type, exc: BaseException, tb: Any) -> None:
     rank, size = _state.rank, _state.world_size
     text = "".join(traceback.format_exception(exc_type, exc, tb))
-    sys.stderr.write("".join(f"[rank {rank}] {line}\n" for line in text.rstrip().split("\n")))
-    sys.stderr.write(
-        f"deepnotes.distributed: rank {rank} of {size} raised {exc_type.__name__}: {exc}\n"
+    _say_then_abort(
+        "".join(f"[rank {rank}] {line}\n" for line in text.rstrip().split("\n"))
+        + f"deepnotes.distributed: rank {rank} of {size} raised {exc_type.__name__}: {exc}\n"
         f"deepnotes.distributed: aborting all {size} ranks (MPI_Abort), so that none waits "
-        f"forever in a collective\n")
-    sys.stderr.flush()
-    try:
-        _state.MPI.COMM_WORLD.Abort(1)
-    finally:  # Abort does not return; if it ever did, do not linger
-        os._exit(1)
+        f"forever in a collective\n", 1)
