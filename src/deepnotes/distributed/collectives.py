@@ -254,6 +254,24 @@ def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor, group: A
     return work
 
 
+def _reduce_scatter_block(comm: Any, send: np.ndarray, target: np.ndarray, op: ReduceOp,
+                          async_op: bool) -> Work | None:
+    """MPI_Reduce_scatter_block of ``send`` (p blocks) into ``target``, averaged for AVG."""
+    size = _state.world_size
+    mpi_op = _mpi_op(op)
+    buffer, write_back = _contiguous(target)
+
+    def average() -> None:
+        if op is ReduceOp.AVG:
+            buffer[...] /= size
+
+    if async_op:
+        start = lambda: comm.Ireduce_scatter_block(send, buffer, op=mpi_op)  # noqa: E731
+    else:
+        start = lambda: comm.Reduce_scatter_block(send, buffer, op=mpi_op)  # noqa: E731
+    return _run(start, _chain(average, write_back), async_op)
+
+
 def reduce_scatter(output: Tensor, input_list: list[Tensor], op: ReduceOp = ReduceOp.SUM,
                    group: Any = None, async_op: bool = False) -> Work | None:
     """``output`` on rank r <- op over ranks k of ``input_list[r]`` on rank k.
@@ -265,21 +283,10 @@ def reduce_scatter(output: Tensor, input_list: list[Tensor], op: ReduceOp = Redu
     target = _array(output, "output", "reduce_scatter")
     inputs = _check_list(input_list, "input_list", target, size, "reduce_scatter")
     _check_avg(op, target, "reduce_scatter")
-    mpi_op = _mpi_op(op)
     stacked = np.empty((size, *target.shape), dtype=target.dtype)    # (p, *shape)
     for k, piece in enumerate(inputs):
         stacked[k] = piece
-    buffer, write_back = _contiguous(target)
-
-    def average() -> None:
-        if op is ReduceOp.AVG:
-            buffer[...] /= size
-
-    if async_op:
-        start = lambda: comm.Ireduce_scatter_block(stacked, buffer, op=mpi_op)  # noqa: E731
-    else:
-        start = lambda: comm.Reduce_scatter_block(stacked, buffer, op=mpi_op)  # noqa: E731
-    work = _run(start, _chain(average, write_back), async_op)
+    work = _reduce_scatter_block(comm, stacked, target, op, async_op)
     output._version += 1
     return work
 
@@ -293,19 +300,8 @@ def reduce_scatter_tensor(output: Tensor, input: Tensor, op: ReduceOp = ReduceOp
     source = _array(input, "input", "reduce_scatter_tensor")
     _check_stacked(source, target, size, "input", "reduce_scatter_tensor")
     _check_avg(op, target, "reduce_scatter_tensor")
-    mpi_op = _mpi_op(op)
     send = np.ascontiguousarray(source)
-    buffer, write_back = _contiguous(target)
-
-    def average() -> None:
-        if op is ReduceOp.AVG:
-            buffer[...] /= size
-
-    if async_op:
-        start = lambda: comm.Ireduce_scatter_block(send, buffer, op=mpi_op)  # noqa: E731
-    else:
-        start = lambda: comm.Reduce_scatter_block(send, buffer, op=mpi_op)  # noqa: E731
-    work = _run(start, _chain(average, write_back), async_op)
+    work = _reduce_scatter_block(comm, send, target, op, async_op)
     output._version += 1
     return work
 

@@ -4,6 +4,7 @@
 classification metrics of :mod:`deepnotes.metrics.classification` are exported here.
 """
 
+from . import classification as _classification
 from .classification import (
     UndefinedMetricWarning,
     accuracy_score,
@@ -21,19 +22,4 @@ from .classification import (
     top_k_accuracy_score,
 )
 
-__all__ = [
-    "UndefinedMetricWarning",
-    "accuracy_score",
-    "auc",
-    "average_precision_score",
-    "confusion_matrix",
-    "f1_score",
-    "fbeta_score",
-    "precision_recall_curve",
-    "precision_recall_fscore_support",
-    "precision_score",
-    "recall_score",
-    "roc_auc_score",
-    "roc_curve",
-    "top_k_accuracy_score",
-]
+__all__ = ["UndefinedMetricWarning", *_classification.__all__]

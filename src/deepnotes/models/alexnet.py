@@ -52,6 +52,20 @@ from .. import nn
 from ..tensor import Tensor
 
 
+def _classifier(dropout: float, num_classes: int) -> nn.Sequential:
+    """The three fully connected layers shared by both forms: 9216 -> 4096 -> 4096 -> classes,
+    dropout before the first two (notes 000 Q7)."""
+    return nn.Sequential(
+        nn.Dropout(p=dropout),
+        nn.Linear(256 * 6 * 6, 4096),
+        nn.ReLU(inplace=True),
+        nn.Dropout(p=dropout),
+        nn.Linear(4096, 4096),
+        nn.ReLU(inplace=True),
+        nn.Linear(4096, num_classes),
+    )
+
+
 class AlexNet(nn.Module):
     """torchvision's AlexNet (see the module docstring).
 
@@ -79,15 +93,7 @@ class AlexNet(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),
-            nn.Linear(256 * 6 * 6, 4096),
-            nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(inplace=True),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = _classifier(dropout, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)                     # (N, 256, h, w), 6x6 at 224
@@ -128,15 +134,7 @@ class AlexNetPaper(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),
-            nn.Linear(256 * 6 * 6, 4096),
-            nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(inplace=True),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = _classifier(dropout, num_classes)
         if init_weights:
             one_bias = {id(self.features[i]) for i in (4, 10, 12)}
             one_bias |= {id(self.classifier[i]) for i in (1, 4)}   # fc6, fc7; not fc8

@@ -40,36 +40,29 @@ def _se(channels: int, reduction: int) -> nn.SqueezeExcitation:
     return nn.SqueezeExcitation(channels, max(1, channels // reduction))
 
 
-class SEBasicBlock(BasicBlock):
-    """BasicBlock with SE on the residual branch, before the addition.
+class _SqueezeBeforeAddition:
+    """What SE adds to a residual block: an SE module on the residual branch, applied before
+    the addition (notes 003 SENet), so the identity path stays untouched.
 
-    Args: as BasicBlock, plus reduction: C / C_sq of the SE bottleneck (16).
+    Args: as the block, plus reduction: C / C_sq of the SE bottleneck (16).
     """
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: nn.Module | None = None, reduction: int = 16):
-        super().__init__(inplanes, planes, stride, downsample)
-        self.se = _se(planes * self.expansion, reduction)
+        super().__init__(inplanes, planes, stride, downsample)  # type: ignore[call-arg]
+        self.se = _se(planes * self.expansion, reduction)  # type: ignore[attr-defined]
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.se(self.residual(x)) + identity)    # SE before the addition
+        identity = x if self.downsample is None else self.downsample(x)  # type: ignore[attr-defined]
+        return self.relu(self.se(self.residual(x)) + identity)  # type: ignore[attr-defined]
 
 
-class SEBottleneck(Bottleneck):
-    """Bottleneck with SE on the residual branch (after bn3), before the addition.
+class SEBasicBlock(_SqueezeBeforeAddition, BasicBlock):
+    """BasicBlock with SE on the residual branch, before the addition."""
 
-    Args: as Bottleneck, plus reduction: C / C_sq of the SE bottleneck (16).
-    """
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, reduction: int = 16):
-        super().__init__(inplanes, planes, stride, downsample)
-        self.se = _se(planes * self.expansion, reduction)
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.se(self.residual(x)) + identity)    # SE before the addition
+class SEBottleneck(_SqueezeBeforeAddition, Bottleneck):
+    """Bottleneck with SE on the residual branch (after bn3), before the addition."""
 
 
 def se_resnet18(reduction: int = 16, **kwargs: Any) -> ResNet:
