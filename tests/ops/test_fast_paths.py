@@ -2,6 +2,8 @@
 convolution as a convolution (when that is the smaller GEMM) or by col2im, and float32 staying
 float32 through a training step."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -29,14 +31,76 @@ CASES = [
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
-@pytest.mark.parametrize("keep_bytes", [0, 2**30], ids=["rebuilt", "kept"])
+@pytest.mark.parametrize("keep_bytes, chunk_bytes", [(0, 1), (0, 2**30), (2**30, 2**30)],
+                         ids=["one-sample-chunks", "one-chunk-rebuilt", "kept"])
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_conv_paths_match_torch(case, keep_bytes, rng, monkeypatch):
+def test_conv_paths_match_torch(case, keep_bytes, chunk_bytes, rng, monkeypatch):
     monkeypatch.setattr(conv_ops, "COLUMNS_KEPT_BYTES", keep_bytes)
+    monkeypatch.setattr(conv_ops, "COLUMNS_CHUNK_BYTES", chunk_bytes)
     op, name, x_shape, w_shape, kw = CASES[case]
     inputs = (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
               rng.standard_normal(w_shape[0]))
     check_against_torch(op, name, inputs, **kw)
+
+
+@pytest.mark.parametrize("n, bytes_per_sample, keep, chunk, expected", [
+    (5, 10, 50, 20, [(0, 5)]),                             # fits: one chunk, columns kept
+    (5, 10, 49, 20, [(0, 2), (2, 4), (4, 5)]),             # two samples per chunk, the last short
+    (3, 100, 0, 20, [(0, 1), (1, 2), (2, 3)]),             # a sample above the chunk size: one each
+    (0, 10, 0, 20, [(0, 0)]),                              # an empty batch is one empty chunk
+])
+def test_batch_chunks(n, bytes_per_sample, keep, chunk, expected, monkeypatch):
+    monkeypatch.setattr(conv_ops, "COLUMNS_KEPT_BYTES", keep)
+    monkeypatch.setattr(conv_ops, "COLUMNS_CHUNK_BYTES", chunk)
+    assert conv_ops.batch_chunks(n, bytes_per_sample) == expected
+
+
+@settings(deadline=None)
+@given(n=st.integers(1, 5), c_in=st.integers(1, 4), c_out=st.integers(1, 4),
+       groups=st.sampled_from([1, 2]), k=st.integers(1, 3), stride=st.integers(1, 2),
+       padding=st.integers(0, 2), size=st.integers(3, 7), samples_per_chunk=st.integers(1, 5),
+       bias=st.booleans(), seed=st.integers(0, 99))
+def test_chunked_conv_matches_torch(n, c_in, c_out, groups, k, stride, padding, size,
+                                    samples_per_chunk, bias, seed):
+    """Chunks of any size (the last one shorter), on 2 threads: forward and grads equal torch's."""
+    rng = np.random.default_rng(seed)
+    c_in, c_out = c_in * groups, c_out * groups
+    inputs = [rng.standard_normal((n, c_in, size, size + 1)),
+              rng.standard_normal((c_out, c_in // groups, k, k))]
+    if bias:
+        inputs.append(rng.standard_normal(c_out))
+    per_sample = 8 * c_in * k * k * math.prod(
+        (m + 2 * padding - k) // stride + 1 for m in (size, size + 1))
+    previous = dn.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_ops, "COLUMNS_KEPT_BYTES", 0)
+        patch.setattr(conv_ops, "COLUMNS_CHUNK_BYTES", per_sample * samples_per_chunk)
+        dn.set_num_threads(2)
+        try:
+            check_against_torch(F.conv2d, "conv2d", tuple(inputs), stride=stride,
+                                padding=padding, groups=groups)
+        finally:
+            dn.set_num_threads(previous)
+
+
+def test_chunked_conv_does_not_depend_on_the_thread_count(rng, monkeypatch):
+    monkeypatch.setattr(conv_ops, "COLUMNS_KEPT_BYTES", 0)
+    monkeypatch.setattr(conv_ops, "COLUMNS_CHUNK_BYTES", 1)
+    x = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    previous = dn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            dn.set_num_threads(threads)
+            xt, wt = dn.tensor(x, requires_grad=True), dn.tensor(w, requires_grad=True)
+            y = F.conv2d(xt, wt, padding=1)
+            (y * y).sum().backward()
+            results.append((y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()))
+    finally:
+        dn.set_num_threads(previous)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)                  # bit for bit
 
 
 # (x shape, w shape, kwargs, dx by convolution?): the columns of g (C_out*k*k, N*L_in) against
@@ -65,7 +129,7 @@ def test_stride_one_path_matches_col2im(rng):
     node = y._fn
     assert node._stride_one()
     g = rng.standard_normal(y.shape)
-    by_conv = node._grad_input_by_convolution(g, w.data.reshape(4, -1))
+    by_conv = node._grad_input_by_convolution(g, node._flipped_rows(w.data.reshape(4, -1)))
     cols = w.data.reshape(4, -1).T @ g.transpose(1, 0, 2, 3).reshape(4, -1)
     by_col2im = conv_ops.col2im(cols, x.shape, (3, 3), 1, ((1, 1), (1, 1)))
     np.testing.assert_allclose(by_conv, by_col2im, atol=1e-12)

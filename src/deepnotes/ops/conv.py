@@ -26,20 +26,36 @@ from typing import Any
 import numpy as np
 
 from ..autograd import Function
+from ..threads import map_chunks
 from . import shape
 from ._util import check_tensor
 from .im2col import _ntuple, col2im, conv_output_size, im2col, normalize_padding
 
-# im2col columns up to this size are kept from forward for the weight gradient; larger ones are
-# rebuilt from the input in backward. 16 MiB keeps LeNet's and the small layers' columns (no
-# recomputation) and rebuilds the big early layers of a ResNet: the resnet_step benchmark's peak
-# memory drops from about 1.9x to 1.2x PyTorch's for about 4 % more time (docs/performance.md).
+# im2col columns up to this size are built for the whole batch in one piece and kept from forward
+# for the weight gradient (LeNet's and the deep, small layers of a ResNet: one large GEMM, no
+# recomputation). Larger ones are built in chunks of the batch of about COLUMNS_CHUNK_BYTES each,
+# in forward and again in backward, and never kept: a 3x3 convolution's columns are 9x its input,
+# and keeping those of every large layer made the resnet_step benchmark add 1.9x PyTorch's peak
+# memory (docs/performance.md). A chunk's columns are still in cache when its GEMM reads them, and
+# the chunks run on the BLAS threads (deepnotes.threads.map_chunks).
 COLUMNS_KEPT_BYTES = 16 * 2**20
+COLUMNS_CHUNK_BYTES = 4 * 2**20
 
 
 def _channels_first(nd: int) -> tuple[int, ...]:
     """The axis order that swaps the first two axes of a (2 + nd)-axis array: (1, 0, 2, 3, ...)."""
     return (1, 0) + tuple(range(2, 2 + nd))
+
+
+def batch_chunks(n: int, bytes_per_sample: int) -> list[tuple[int, int]]:
+    """The (start, stop) chunks of a batch of ``n`` whose im2col columns take ``bytes_per_sample``
+    each: the whole batch when its columns fit ``COLUMNS_KEPT_BYTES``, else chunks of
+    ``COLUMNS_CHUNK_BYTES`` (at least one sample). Fixed by the shapes alone, so the numbers do
+    not depend on the thread count."""
+    if n * bytes_per_sample <= COLUMNS_KEPT_BYTES:
+        return [(0, n)]
+    step = max(1, COLUMNS_CHUNK_BYTES // bytes_per_sample)
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
 
 
 class ConvNdFn(Function):
@@ -59,14 +75,16 @@ class ConvNdFn(Function):
         dbias        = g summed over N and L
     With stride 1 (and groups 1) dx is computed as the equivalent convolution instead (notes 004
     Q38: the backward-data pass is a transposed convolution, and with stride 1 that is a plain
-    one): dx = conv(g padded by d*(k-1) - pad, weight flipped in space with C_in and C_out
+    one): dx = conv(g padded by d*(k - 1) - pad, weight flipped in space with C_in and C_out
     swapped), i.e. an im2col of g and one GEMM; no col2im. Same numbers, 10-25 % faster (an im2col
     copy beats prod(k) strided adds, most of all on small images) when its columns are no larger
     than col2im's (:meth:`_dx_by_convolution`).
-    grad_x is skipped when x needs no gradient (the first layer). dweight needs cols: they are
-    kept from the forward pass when they take at most ``COLUMNS_KEPT_BYTES`` (saving an im2col),
-    and rebuilt from x in backward otherwise, since a 3x3 convolution's columns are 9x its input
-    and keeping them all would double a CNN step's peak memory (PyTorch keeps only x).
+    Every sample's output and dx depend on that sample alone, and dweight is a sum over samples,
+    so all of this can run on chunks of the batch (:func:`batch_chunks`): dweight is then the sum
+    of the chunks' products, in chunk order. Small convolutions are one chunk, whose columns are
+    kept from forward for dweight; large ones are chunked and rebuild each chunk's columns from x
+    in backward (PyTorch too keeps only x).
+    grad_x is skipped when x needs no gradient (the first layer).
     Derivation: docs/derivations/conv2d.md.
     Torch: torch.nn.functional.conv1d / conv2d / conv3d.
     """
@@ -76,6 +94,11 @@ class ConvNdFn(Function):
         self.padding = padding           # ((lo, hi), ...) per spatial axis, or an int (symmetric)
         self.groups = groups
 
+    def _columns(self, x):
+        """im2col of (a chunk of) the input, as (G, K, n*L) row blocks, one per group."""
+        cols = im2col(x, self.kernel_size, self.stride, self.pads, self.dilation, self.out_size)
+        return cols.reshape(self.groups, cols.shape[0] // self.groups, cols.shape[-1])
+
     def forward(self, x, weight, bias=None):
         nd = weight.ndim - 2
         self.unbatched = x.ndim == nd + 1
@@ -84,75 +107,95 @@ class ConvNdFn(Function):
         n, c_in, *in_size = x.shape
         c_out, _, *kernel = weight.shape
         g = self.groups
-        pads = normalize_padding(self.padding, nd)
-        out_size = conv_output_size(tuple(in_size), kernel, self.stride, pads, self.dilation)
-        cols = im2col(x, kernel, self.stride, pads, self.dilation, out_size)  # (C_in*k.., N*L)
-        cols = cols.reshape(g, cols.shape[0] // g, cols.shape[-1])    # (G, K, N*L)
+        self.pads = normalize_padding(self.padding, nd)
+        self.kernel_size = tuple(kernel)
+        self.out_size = conv_output_size(tuple(in_size), kernel, self.stride, self.pads,
+                                         self.dilation)
+        self.chunks = batch_chunks(n, x.itemsize * c_in * math.prod(kernel)
+                                   * math.prod(self.out_size))
         weight_rows = weight.reshape(g, c_out // g, -1)               # (G, C_out/G, K)
-        y = weight_rows[0] @ cols[0] if g == 1 else weight_rows @ cols  # (G, C_out/G, N*L)
-        y = y.reshape(c_out, n, *out_size).transpose(_channels_first(nd))  # (N, C_out, *S_out)
-        if bias is not None:
-            # The copy to contiguous NC... layout adds the bias on the way.
-            y = np.add(y, bias.reshape((1, c_out) + (1,) * nd), out=np.empty(y.shape, y.dtype))
-        else:
-            y = np.ascontiguousarray(y)
+        y = np.empty((n, c_out, *self.out_size), dtype=np.result_type(x, weight))
+        bias_shape = (1, c_out) + (1,) * nd
+
+        def forward_chunk(start, stop):
+            cols = self._columns(x[start:stop])                       # (G, K, n*L)
+            rows = weight_rows[0] @ cols[0] if g == 1 else weight_rows @ cols
+            # rows (G, C_out/G, n*L) -> (n, C_out, *S_out), copied into y (adding the bias)
+            rows = rows.reshape(c_out, stop - start, *self.out_size).transpose(
+                _channels_first(nd))
+            if bias is not None:
+                np.add(rows, bias.reshape(bias_shape), out=y[start:stop])
+            else:
+                y[start:stop] = rows
+            return cols if len(self.chunks) == 1 else None
+
+        cols = map_chunks(forward_chunk, self.chunks)[0]
         needs = self.needs_input_grad
         if needs:                                          # recorded in the graph
-            keep = needs[1] and cols.nbytes <= COLUMNS_KEPT_BYTES
+            keep = needs[1] and cols is not None
             self.save_for_backward(cols if keep else None, weight_rows,
                                    x if needs[1] and not keep else None)
-            self.x_shape, self.kernel_size, self.pads = x.shape, tuple(kernel), pads
-            self.out_size = out_size
+            self.x_shape = x.shape
         return y[0] if self.unbatched else y
 
     def backward(self, grad_y):
         cols, weight_rows, x = self.saved
         if self.unbatched:
             grad_y = grad_y[None]
-        n, c_out = grad_y.shape[:2]
-        nd = grad_y.ndim - 2
-        g = self.groups
-        if x is not None:                                  # columns too large to keep: rebuild
-            cols = im2col(x, self.kernel_size, self.stride, self.pads, self.dilation,
-                          self.out_size)                   # (C_in*k.., N*L)
-            cols = cols.reshape(g, cols.shape[0] // g, cols.shape[-1])    # (G, K, N*L)
-        grad_rows = grad_y.transpose(_channels_first(nd)).reshape(g, c_out // g, -1)
-        # grad_rows: (G, C_out/G, N*L)
-        grad_x = grad_weight = grad_bias = None
-        if self.needs_input_grad[1]:
-            # dweight_rows = g @ cols^T, computed as (cols @ g^T)^T: the same numbers, but with
-            # the long N*L axis as the inner dimension of an (K x N*L) @ (N*L x C_out/G) GEMM
-            # OpenBLAS splits well over threads; the (C_out/G x N*L) @ (N*L x K) form ran up to
-            # 20x slower on 2 loaded cores (docs/performance.md, "where the time went").
-            # The transposed product is copied into a fresh array of the weight's shape, which
-            # owns its memory, so the engine can store it as .grad without another copy.
+        c_out, nd, g = grad_y.shape[1], grad_y.ndim - 2, self.groups
+        needs_x, needs_w = self.needs_input_grad[0], self.needs_input_grad[1]
+        by_convolution = needs_x and g == 1 and self._dx_by_convolution(c_out)
+        if by_convolution:
+            flipped_rows = self._flipped_rows(weight_rows[0])
+        grad_x = np.empty(self.x_shape, dtype=grad_y.dtype) if needs_x else None
+
+        def backward_chunk(start, stop):
+            chunk_grad = grad_y[start:stop]
+            grad_rows = chunk_grad.transpose(_channels_first(nd)).reshape(g, c_out // g, -1)
+            # grad_rows: (G, C_out/G, n*L)
+            partial = None
+            if needs_w:
+                chunk_cols = cols if cols is not None else self._columns(x[start:stop])
+                # dweight_rows = g @ cols^T, computed as (cols @ g^T)^T: the same numbers, but
+                # with the long n*L axis as the inner dimension of a (K x n*L) @ (n*L x C_out/G)
+                # GEMM, which OpenBLAS splits well over threads; the (C_out/G x n*L) @
+                # (n*L x K) form ran up to 20x slower on 2 loaded cores (docs/performance.md).
+                partial = (chunk_cols[0] @ grad_rows[0].T if g == 1
+                           else chunk_cols @ grad_rows.transpose(0, 2, 1))
+                # partial: (K, C_out) or (G, K, C_out/G)
+            if by_convolution:
+                grad_x[start:stop] = self._grad_input_by_convolution(chunk_grad, flipped_rows)
+            elif needs_x:
+                if g == 1:
+                    grad_cols = weight_rows[0].T @ grad_rows[0]                  # (K, n*L)
+                else:
+                    grad_cols = weight_rows.transpose(0, 2, 1) @ grad_rows       # (G, K, n*L)
+                grad_x[start:stop] = col2im(
+                    grad_cols.reshape(math.prod(grad_cols.shape[:-1]), grad_cols.shape[-1]),
+                    (stop - start,) + self.x_shape[1:], self.kernel_size, self.stride,
+                    self.pads, self.dilation, self.out_size)
+            return partial
+
+        partials = map_chunks(backward_chunk, self.chunks)
+        grad_weight = grad_bias = None
+        if needs_w:
+            total = partials[0]
+            for partial in partials[1:]:                   # in chunk order: deterministic
+                total += partial
+            # The transposed sum is copied into a fresh array of the weight's shape, which owns
+            # its memory, so the engine can store it as .grad without another copy.
             k = weight_rows.shape[-1]
             grad_weight = np.empty((c_out, k // math.prod(self.kernel_size), *self.kernel_size),
                                    dtype=weight_rows.dtype)              # weight's shape
             if g == 1:
-                grad_weight.reshape(c_out, k)[...] = (cols[0] @ grad_rows[0].T).T  # (C_out, K)
+                grad_weight.reshape(c_out, k)[...] = total.T                      # (C_out, K)
             else:
-                grad_weight.reshape(g, c_out // g, k)[...] = (       # (G, C_out/G, K)
-                    cols @ grad_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
-        if self.needs_input_grad[0] and g == 1 and self._dx_by_convolution(c_out):
-            grad_x = self._grad_input_by_convolution(grad_y, weight_rows[0])
-            if self.unbatched:
-                grad_x = grad_x[0]
-        elif self.needs_input_grad[0]:
-            if g == 1:
-                grad_cols = weight_rows[0].T @ grad_rows[0]                  # (K, N*L)
-            else:
-                grad_cols = weight_rows.transpose(0, 2, 1) @ grad_rows       # (G, K, N*L)
-            grad_x = col2im(grad_cols.reshape(math.prod(grad_cols.shape[:-1]),
-                                              grad_cols.shape[-1]), self.x_shape,
-                            self.kernel_size, self.stride, self.pads, self.dilation,
-                            self.out_size)
-            if self.unbatched:
-                grad_x = grad_x[0]
+                grad_weight.reshape(g, c_out // g, k)[...] = total.transpose(0, 2, 1)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             grad_bias = grad_y.sum(axis=(0,) + tuple(range(2, 2 + nd)))     # (C_out,)
+        if grad_x is not None and self.unbatched:
+            grad_x = grad_x[0]
         return grad_x, grad_weight, grad_bias
-
 
     def _dx_by_convolution(self, c_out: int) -> bool:
         """Whether dx is computed as a convolution of g (else: GEMM + col2im).
@@ -177,26 +220,30 @@ class ConvNdFn(Function):
         return all(s == 1 and max(lo, hi) <= d * (k - 1) for s, d, k, (lo, hi)
                    in zip(stride, dilation, self.kernel_size, self.pads))
 
-    def _grad_input_by_convolution(self, grad_y, weight_rows):
+    def _flipped_rows(self, weight_rows):
+        """The kernel of dx's convolution as rows: w'[c, o, *i'] = w[o, c, *(k - 1 - i')],
+        shape (C_in, C_out*prod(k)), rows ordered as im2col's (o, *i)."""
+        nd = len(self.kernel_size)
+        c_out, c_in = weight_rows.shape[0], self.x_shape[1]
+        weight = weight_rows.reshape(c_out, c_in, *self.kernel_size)        # (C_out, C_in, *k)
+        flipped = weight[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
+        return np.ascontiguousarray(flipped.swapaxes(0, 1)).reshape(c_in, -1)
+
+    def _grad_input_by_convolution(self, grad_y, flipped_rows):
         """dx for stride 1, groups 1: the convolution of g with the flipped, transposed kernel.
 
         dx[n, c, p] = sum_{o, i} g[n, o, p + pad - d*i] w[o, c, i]; substituting i' = k - 1 - i,
-        this is a convolution of g padded by d*(k - 1) - pad with w'[c, o, i'] = w[o, c, k-1-i'].
+        this is a convolution of g padded by d*(k - 1) - pad with w'[c, o, i'] = w[o, c, k-1-i']
+        (:meth:`_flipped_rows`). ``grad_y`` may be a chunk of the batch.
         """
         nd = len(self.kernel_size)
-        n, c_in, *in_size = self.x_shape
-        c_out = weight_rows.shape[0]
-        weight = weight_rows.reshape(c_out, c_in, *self.kernel_size)        # (C_out, C_in, *k)
-        flipped = weight[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
-        flipped_rows = np.ascontiguousarray(flipped.swapaxes(0, 1)).reshape(c_in, -1)
-        # flipped_rows: (C_in, C_out*prod(k)), rows ordered as im2col's (o, *i)
+        n, (c_in, *in_size) = grad_y.shape[0], self.x_shape[1:]
         dilation = _ntuple(self.dilation, nd)
         pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi)
                      for d, k, (lo, hi) in zip(dilation, self.kernel_size, self.pads))
         grad_cols = im2col(grad_y, self.kernel_size, 1, pads, dilation, tuple(in_size))
-        grad_x = flipped_rows @ grad_cols                                   # (C_in, N*L_in)
-        return np.ascontiguousarray(grad_x.reshape(c_in, n, *in_size)
-                                    .transpose(_channels_first(nd)))        # (N, C_in, *S)
+        grad_x = flipped_rows @ grad_cols                                   # (C_in, n*L_in)
+        return grad_x.reshape(c_in, n, *in_size).transpose(_channels_first(nd))  # (n, C_in, *S)
 
 
 Conv2dFn = ConvNdFn   # the 2-D case; the name the docs and notes-map use
