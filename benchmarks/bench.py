@@ -67,6 +67,10 @@ def set_thread_env(threads: int) -> None:
     """OpenBLAS reads its thread count once, when NumPy is first imported: set it before that."""
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
+    # What `import deepnotes` sets when it comes before NumPy (src/deepnotes/_blas_env.py): idle
+    # OpenBLAS threads sleep after about 0.4 ms instead of spinning for 0.1 s. PyTorch does not
+    # use OpenBLAS, so this changes nothing on its side.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
     if "numpy" in sys.modules:
         print("warning: numpy was imported before the thread variables were set", file=sys.stderr)
 

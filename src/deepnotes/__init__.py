@@ -6,7 +6,10 @@
     x.grad
 """
 
-from . import backend
+from . import (
+    _blas_env,  # noqa: F401  (first: it sets an OpenBLAS variable before NumPy loads)
+    backend,
+)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import (
     bool_,

@@ -32,6 +32,9 @@ _pool_lock = threading.Lock()            # held while a map_chunks region runs i
 
 T = TypeVar("T")
 
+# Whether map_chunks may run chunks on parallel Python threads (None: decide on first use).
+PARALLEL_CHUNKS: bool | None = None
+
 
 def _blas_controllers() -> list[Any]:
     global _blas
@@ -62,7 +65,7 @@ def map_chunks(fn: Callable[[int, int], T], chunks: Sequence[tuple[int, int]]) -
     write to its own part of shared outputs. A call made while another parallel region runs (from
     another thread) runs its chunks one after the other instead of oversubscribing the cores.
     """
-    workers = get_num_threads() if len(chunks) > 1 else 1
+    workers = get_num_threads() if len(chunks) > 1 and _parallel_chunks() else 1
     if workers <= 1 or not _pool_lock.acquire(blocking=False):
         return [fn(start, stop) for start, stop in chunks]
     try:
@@ -77,6 +80,21 @@ def map_chunks(fn: Callable[[int, int], T], chunks: Sequence[tuple[int, int]]) -
                 c.set_num_threads(n)
     finally:
         _pool_lock.release()
+
+
+def _parallel_chunks() -> bool:
+    """Parallel chunks pay off only when the BLAS threads do not spin-wait long after a call: an
+    OpenBLAS worker that spins for 0.1 s after each multi-threaded GEMM of a small layer takes a
+    core from the chunks (measured: a ResNet-18 step 1.53x -> 1.80x PyTorch's time with
+    parallel chunks under OpenBLAS's default spin, while the conv workload alone went 1.80x ->
+    1.35x). So: OpenBLAS, with a short OPENBLAS_THREAD_TIMEOUT (deepnotes._blas_env)."""
+    global PARALLEL_CHUNKS
+    if PARALLEL_CHUNKS is None:
+        from . import _blas_env
+        controllers = _blas_controllers()
+        PARALLEL_CHUNKS = (bool(controllers) and _blas_env.SHORT_SPIN
+                           and all(c.internal_api == "openblas" for c in controllers))
+    return PARALLEL_CHUNKS
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:

@@ -75,6 +75,7 @@ def test_chunked_conv_matches_torch(n, c_in, c_out, groups, k, stride, padding, 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv_ops, "COLUMNS_KEPT_BYTES", 0)
         patch.setattr(conv_ops, "COLUMNS_CHUNK_BYTES", per_sample * samples_per_chunk)
+        patch.setattr(dn.threads, "PARALLEL_CHUNKS", True)
         dn.set_num_threads(2)
         try:
             check_against_torch(F.conv2d, "conv2d", tuple(inputs), stride=stride,
@@ -86,6 +87,7 @@ def test_chunked_conv_matches_torch(n, c_in, c_out, groups, k, stride, padding, 
 def test_chunked_conv_does_not_depend_on_the_thread_count(rng, monkeypatch):
     monkeypatch.setattr(conv_ops, "COLUMNS_KEPT_BYTES", 0)
     monkeypatch.setattr(conv_ops, "COLUMNS_CHUNK_BYTES", 1)
+    monkeypatch.setattr(dn.threads, "PARALLEL_CHUNKS", True)
     x = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     previous = dn.get_num_threads()

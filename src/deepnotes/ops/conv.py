@@ -111,8 +111,10 @@ class ConvNdFn(Function):
         self.kernel_size = tuple(kernel)
         self.out_size = conv_output_size(tuple(in_size), kernel, self.stride, self.pads,
                                          self.dilation)
-        self.chunks = batch_chunks(n, x.itemsize * c_in * math.prod(kernel)
-                                   * math.prod(self.out_size))
+        bytes_per_sample = x.itemsize * c_in * math.prod(kernel) * math.prod(self.out_size)
+        self.chunks = batch_chunks(n, bytes_per_sample)
+        needs = self.needs_input_grad                      # () when no graph is recorded
+        keep = len(needs) > 1 and needs[1] and n * bytes_per_sample <= COLUMNS_KEPT_BYTES
         weight_rows = weight.reshape(g, c_out // g, -1)               # (G, C_out/G, K)
         y = np.empty((n, c_out, *self.out_size), dtype=np.result_type(x, weight))
         bias_shape = (1, c_out) + (1,) * nd
@@ -127,14 +129,11 @@ class ConvNdFn(Function):
                 np.add(rows, bias.reshape(bias_shape), out=y[start:stop])
             else:
                 y[start:stop] = rows
-            return cols if len(self.chunks) == 1 else None
+            return cols if keep else None                  # keep: one chunk, the whole batch
 
         cols = map_chunks(forward_chunk, self.chunks)[0]
-        needs = self.needs_input_grad
         if needs:                                          # recorded in the graph
-            keep = needs[1] and cols is not None
-            self.save_for_backward(cols if keep else None, weight_rows,
-                                   x if needs[1] and not keep else None)
+            self.save_for_backward(cols, weight_rows, x if needs[1] and not keep else None)
             self.x_shape = x.shape
         return y[0] if self.unbatched else y
 
