@@ -103,6 +103,19 @@ def _symmetry_run(scheme: str, steps: int, lr: float) -> dict[str, Any]:
                 max_abs_w1=moved)
 
 
+def _label_histogram(ax: Any, row: int, col: int, title: str, ylabel: str, last_row: bool,
+                     xlabel: str) -> None:
+    """Titles on the top row, scheme names on the left column, the x label on the bottom row."""
+    ax.set_yticks([])
+    ax.tick_params(labelsize=6)
+    if row == 0:
+        ax.set_title(title, fontsize=8)
+    if col == 0:
+        ax.set_ylabel(ylabel, fontsize=8)
+    if last_row:
+        ax.set_xlabel(xlabel, fontsize=7)
+
+
 @experiment(
     "init", title="Initialisation: symmetry, vanishing and saturating activations, Xavier, He",
     note="notes 004 Q1-Q2, 002 Q8, 003 参数初始化",
@@ -117,6 +130,8 @@ def _symmetry_run(scheme: str, steps: int, lr: float) -> dict[str, Any]:
     |tanh| > 0.99, the std of dL/dW. Symmetry: a 64-32-32-10 tanh MLP trained on the digits
     (full batch, SGD lr 0.1, momentum 0.9, 150 steps; quick: 30) from zero, constant (0.05) and
     Xavier weights; the spread of a layer is max |W_i - W_0| / max |W| over its units i.""")
+
+
 def run(ctx: Context) -> Outcome:
     width, batch = ctx.pick(256, 128), ctx.pick(1000, 128)
     depth = 10
@@ -161,14 +176,7 @@ def run(ctx: Context) -> Outcome:
             v = stats[f"tanh/{scheme}"]["samples"][layer - 1]
             lim = 1.0 if scheme != "N(0,0.01)" else max(float(np.abs(v).max()), 1e-30)
             ax.hist(v, bins=40, range=(-lim, lim), color=f"C{row}")
-            ax.set_yticks([])
-            ax.tick_params(labelsize=6)
-            if row == 0:
-                ax.set_title(f"layer {layer}", fontsize=8)
-            if col == 0:
-                ax.set_ylabel(scheme, fontsize=8)
-            if row == 2:
-                ax.set_xlabel("activation", fontsize=7)
+            _label_histogram(ax, row, col, f"layer {layer}", scheme, row == 2, "activation")
     ctx.save_figure(fig, "tanh_histograms", "Histograms of the tanh activations at layers 1, 4, "
                     "7, 10: N(0, 0.01) collapses to 0 (note the shrinking x range), N(0, 1) "
                     "piles up at +-1, Xavier stays spread.")
@@ -180,14 +188,7 @@ def run(ctx: Context) -> Outcome:
             ax = axes[row, col]
             v = stats[f"relu/{scheme}"]["samples"][layer - 1]
             ax.hist(v[v > 0], bins=40, range=(0, lim), color=f"C{row + 3}")
-            ax.set_yticks([])
-            ax.tick_params(labelsize=6)
-            if row == 0:
-                ax.set_title(f"layer {layer}", fontsize=8)
-            if col == 0:
-                ax.set_ylabel(scheme, fontsize=8)
-            if row == 1:
-                ax.set_xlabel("activation > 0", fontsize=7)
+            _label_histogram(ax, row, col, f"layer {layer}", scheme, row == 1, "activation > 0")
     ctx.save_figure(fig, "relu_histograms", "Histograms of the positive ReLU activations at "
                     "layers 1, 4, 7, 10 on the x range of layer 1: with Xavier they crowd "
                     "towards 0, with He they keep their spread.")
