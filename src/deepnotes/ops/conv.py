@@ -37,7 +37,7 @@ from .im2col import _ntuple, col2im, conv_output_size, im2col, normalize_padding
 # in forward and again in backward, and never kept: a 3x3 convolution's columns are 9x its input,
 # and keeping those of every large layer made the resnet_step benchmark add 1.9x PyTorch's peak
 # memory (docs/performance.md). A chunk's columns are still in cache when its GEMM reads them, and
-# the chunks run on the BLAS threads (deepnotes.threads.map_chunks).
+# the chunks may run on the BLAS threads (deepnotes.threads.map_chunks says when).
 COLUMNS_KEPT_BYTES = 16 * 2**20
 COLUMNS_CHUNK_BYTES = 4 * 2**20
 
@@ -150,8 +150,9 @@ class ConvNdFn(Function):
 
         def backward_chunk(start, stop):
             chunk_grad = grad_y[start:stop]
-            grad_rows = chunk_grad.transpose(_channels_first(nd)).reshape(g, c_out // g, -1)
-            # grad_rows: (G, C_out/G, n*L)
+            if needs_w or not by_convolution:           # a copy: only when a GEMM reads it
+                grad_rows = chunk_grad.transpose(_channels_first(nd)).reshape(g, c_out // g, -1)
+                # grad_rows: (G, C_out/G, n*L)
             partial = None
             if needs_w:
                 chunk_cols = cols if cols is not None else self._columns(x[start:stop])
