@@ -100,6 +100,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got '{text}'") from None
+    if not 0 < value < 1:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
+
+
 def _model_name(text: str) -> str:
     from .models import list_models
 
@@ -185,12 +195,17 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
            help="folder holding the data files (or torchvision's MNIST/raw, "
                 "FashionMNIST/raw, cifar-10-batches-bin below it)")
     option("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
-           help="stop when the test loss has not improved for PATIENCE epochs and keep the "
-                "weights of the best epoch; off by default")
+           help="hold out --val-fraction of the training set, stop when the loss on it has not "
+                "improved for PATIENCE epochs and keep the weights of the best epoch (the test "
+                "set plays no part in the choice); off by default")
     option("--early-stopping-min-delta", type=_non_negative_float,
            default=defaults.early_stopping_min_delta, metavar="DELTA",
-           help="with --early-stopping: a drop of the test loss smaller than DELTA is no "
+           help="with --early-stopping: a drop of the validation loss smaller than DELTA is no "
                 "improvement")
+    option("--val-fraction", type=_fraction, default=defaults.val_fraction, metavar="F",
+           help="with --early-stopping: the share of the training set held out as the "
+                "validation split (the same split on every run with the same --seed; "
+                "default %(default)s)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (e.g. runs/NAME) after its last finished "
                         "epoch, with the settings stored in its checkpoint (only --threads, "
@@ -238,7 +253,8 @@ def _run_train(args: argparse.Namespace) -> int:
                               image_size=args.image_size, distributed=args.distributed,
                               dataset=args.dataset, data_dir=args.data_dir,
                               early_stopping=args.early_stopping,
-                              early_stopping_min_delta=args.early_stopping_min_delta))
+                              early_stopping_min_delta=args.early_stopping_min_delta,
+                              val_fraction=args.val_fraction))
     except ValueError as err:  # bad combination of settings (e.g. a model that does not fit)
         print(f"deepnotes train: error: {err}", file=sys.stderr)
         _stop_other_ranks()

@@ -57,7 +57,7 @@ import numpy as np
 
 from . import nn, optim
 from .autograd import no_grad
-from .data import DataLoader, Dataset, datasets
+from .data import DataLoader, Dataset, Subset, datasets
 from .data.transforms import resize
 from .io import atomic_write, load, save
 from .models import get_model
@@ -108,8 +108,9 @@ class TrainConfig:
     distributed: bool = False          # data parallel over mpiexec's ranks (docs/distributed.md)
     image_size: int | None = None      # digits upscaled to this; None: automatic (load_dataset)
     data_dir: str | None = None        # folder of the mnist / fashion-mnist / cifar10 files
-    early_stopping: int | None = None  # patience in epochs on the test loss; None: off
-    early_stopping_min_delta: float = 0.0  # a smaller drop of the test loss is no improvement
+    early_stopping: int | None = None  # patience in epochs on the validation loss; None: off
+    early_stopping_min_delta: float = 0.0  # a smaller drop of the loss is no improvement
+    val_fraction: float = 0.1          # with early_stopping: share of the training set held out
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -145,6 +146,8 @@ class TrainConfig:
                                                 or self.early_stopping <= 0):
             raise ValueError(f"early_stopping (the patience) must be a positive integer, got "
                              f"{self.early_stopping!r}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
     @property
     def effective_lr(self) -> float:
@@ -160,6 +163,8 @@ class EpochResult:
     test_acc: float
     lr: float
     time_s: float
+    val_loss: float | None = None      # with early stopping: on the held-out validation split
+    val_acc: float | None = None
 
 
 @dataclass
@@ -181,10 +186,10 @@ class EarlyStopping:
     With ``restore_best`` it keeps a copy of the weights of the best epoch, and ``restore(model)``
     puts them back, so the run ends with the model from before it started to overfit.
 
-    ``deepnotes train`` monitors the test loss, the only held-out set of its data sets (so the
-    test numbers of a run that stopped early are slightly optimistic; with a separate validation
-    split they would not be). Its state, the best weights included, goes into the checkpoint,
-    so ``--resume`` continues the count exactly.
+    ``deepnotes train`` monitors the loss on a validation split held out of the training set
+    (``--val-fraction``, 10 % by default), never the test set, so the test numbers of a run that
+    stopped early are not biased by the choice of the epoch. Its state, the best weights
+    included, goes into the checkpoint, so ``--resume`` continues the count exactly.
     """
 
     def __init__(self, patience: int, min_delta: float = 0.0, restore_best: bool = True):
@@ -345,9 +350,16 @@ def plot_curves(history: list[EpochResult], path: str | Path, title: str = "") -
     ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [h.train_loss for h in history], "o-", label="train")
     ax_loss.plot(epochs, [h.test_loss for h in history], "s-", label="test")
+    validated = [h for h in history if h.val_loss is not None]
+    if validated:
+        ax_loss.plot([h.epoch for h in validated], [h.val_loss for h in validated], "^-",
+                     label="validation")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     ax_acc.plot(epochs, [100 * h.train_acc for h in history], "o-", label="train")
     ax_acc.plot(epochs, [100 * h.test_acc for h in history], "s-", label="test")
+    if validated:
+        ax_acc.plot([h.epoch for h in validated], [100 * h.val_acc for h in validated], "^-",
+                    label="validation")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -376,7 +388,8 @@ def write_metrics(run_dir: Path, config: TrainConfig, result: RunResult, extra: 
     }
     atomic_write(run_dir / "metrics.json", (json.dumps(payload, indent=2) + "\n").encode())
     text = _stdio.StringIO()
-    columns = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "time_s"]
+    columns = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "time_s",
+               "val_loss", "val_acc"]
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
@@ -450,6 +463,21 @@ def _raw_datasets(config: TrainConfig) -> tuple[Any, Any]:
         return loaders[config.dataset](config.data_dir)
     except FileNotFoundError as err:
         raise ValueError(str(err)) from err
+
+
+def validation_split(train_set: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+    """(train, validation) subsets of ``train_set``: ``round(fraction * n)`` samples (at least
+    one, and at least one left to train on) picked by a permutation of its own generator seeded
+    with ``seed``, so the split is the same on every run and rank and on resume, and drawing it
+    leaves the global random stream (model init, shuffling) as it is without a split."""
+    n = len(train_set)
+    if n < 2:
+        raise ValueError(f"early stopping needs a validation split, but the training set has "
+                         f"only {n} sample(s)")
+    n_val = min(max(1, round(fraction * n)), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    return (Subset(train_set, sorted(order[n_val:].tolist())),
+            Subset(train_set, sorted(order[:n_val].tolist())))
 
 
 def load_dataset(config: TrainConfig, model: Any = None) -> tuple[Any, Any]:
@@ -616,6 +644,9 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
     train_set, test_set = load_dataset(config, model)  # shaped for the model, or ValueError
     if getattr(model, "AuxLogits", None) is not None and min(train_set[0][0].shape[-2:]) < 299:
         model.AuxLogits = None  # Inception v3's auxiliary head needs 299x299 images: left out
+    val_set = None
+    if config.early_stopping is not None:  # the split early stopping watches, never trained on
+        train_set, val_set = validation_split(train_set, config.val_fraction, config.seed)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True)
     test_loader = DataLoader(test_set, batch_size=256)
     run = None  # --distributed: SyncBN + DDP over the MPI ranks (deepnotes.distributed.training)
@@ -652,22 +683,26 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
         started_at = checkpoint.get("started_at", now)
         resumed_at = [*checkpoint.get("resumed_at", []), now]
     checkpoint_path = run_dir / CHECKPOINT_NAME
-    stopper = None  # --early-stopping: patience on the test loss, state in the checkpoint
+    stopper = None  # --early-stopping: patience on the validation loss, state in the checkpoint
     if config.early_stopping is not None:
         stopper = EarlyStopping(config.early_stopping, config.early_stopping_min_delta)
+        val_loader = DataLoader(val_set, batch_size=256)
         if checkpoint is not None and checkpoint.get("early_stopping") is not None:
             stopper.load_state_dict(checkpoint["early_stopping"])
     n_params = count_params(model)
     extra = {"model_params": n_params, "input_shape": list(train_set[0][0].shape),
              "train_samples": len(train_set),
              "test_samples": len(test_set), "started_at": started_at,
+             **({} if val_set is None else {"val_samples": len(val_set)}),
              "deepnotes_version": __version__, "numpy_version": np.__version__,
              "python_version": platform.python_version(), "machine": platform.machine()}
     if resumed_at:
         extra["resumed_at"] = resumed_at
     if checkpoint is None:
         say(f"run {run_dir}: {config.model} ({n_params:,} params) on {config.dataset} "
-            f"({len(train_set)} train / {len(test_set)} test), {config.optimizer} "
+            f"({len(train_set)} train / "
+            f"{'' if val_set is None else f'{len(val_set)} validation / '}{len(test_set)} test), "
+            f"{config.optimizer} "
             f"lr={config.effective_lr:g} ({config.lr_schedule}), batch {config.batch_size}, "
             f"{config.epochs} epochs, seed {config.seed}")
     elif done >= config.epochs or (stopper is not None and stopper.stopped):
@@ -715,12 +750,19 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
         if bad is not None or not math.isfinite(test_loss):
             where = f"'{bad}' holds nan/inf" if bad else f"the test loss is {test_loss}"
             raise diverged(f"after epoch {epoch} (optimizer step {step}) {where}")
+        val_loss = val_acc = None
+        if stopper is not None:  # every rank evaluates the whole (small) validation split
+            val_loss, val_acc = evaluate(model, val_loader, loss_fn,
+                                         limit_batches=config.limit_batches)
+            if not math.isfinite(val_loss):
+                raise diverged(f"after epoch {epoch} (optimizer step {step}) the validation "
+                               f"loss is {val_loss}")
         done = epoch
         record = EpochResult(epoch, train_loss, train_acc, test_loss, test_acc, lr,
-                             round(time.perf_counter() - epoch_start, 3))
+                             round(time.perf_counter() - epoch_start, 3), val_loss, val_acc)
         result.history.append(record)
         if stopper is not None:
-            stopper.step(test_loss, epoch, model)
+            stopper.step(val_loss, epoch, model)
         result.wall_time_s = earlier_wall_time + time.perf_counter() - started
         if run is None or run.rank == 0:  # --distributed: rank 0 writes the run directory
             save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -733,12 +775,14 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
                   "early_stopping": None if stopper is None else stopper.state_dict()},
                  checkpoint_path)
             write_metrics(run_dir, config, result, extra)
+        validation = ("" if val_loss is None else
+                      f"  |  val loss {val_loss:.4f}  acc {val_acc:7.2%}")
         say(f"epoch {epoch:>{width}}/{config.epochs}  train loss {train_loss:.4f}  "
-            f"acc {train_acc:7.2%}  |  test loss {test_loss:.4f}  acc {test_acc:7.2%}  "
-            f"({record.time_s:.1f} s)")
+            f"acc {train_acc:7.2%}{validation}  |  test loss {test_loss:.4f}  "
+            f"acc {test_acc:7.2%}  ({record.time_s:.1f} s)")
         if stopper is not None and stopper.stopped:
-            say(f"early stopping: the test loss has not improved for {stopper.patience} epochs "
-                f"(best {stopper.best:.4f} at epoch {stopper.best_epoch})")
+            say(f"early stopping: the validation loss has not improved for {stopper.patience} "
+                f"epochs (best {stopper.best:.4f} at epoch {stopper.best_epoch})")
             break
 
     if run is not None and run.rank != 0:  # rank 0 writes the curves and the final metrics
@@ -750,16 +794,23 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
         restored = stopper.restore(model)  # the weights of the best epoch
         extra["early_stopping"] = {"patience": stopper.patience, "stopped": stopper.stopped,
                                    "best_epoch": stopper.best_epoch,
-                                   "best_test_loss": stopper.best, "restored_best": restored}
+                                   "best_val_loss": stopper.best, "restored_best": restored}
     from .metrics.report import write_test_report  # confusion matrix, ROC/PR curves (PNGs)
 
     extra["test_metrics"] = write_test_report(model, test_set, run_dir,
                                               limit_batches=config.limit_batches)
     result.wall_time_s = earlier_wall_time + time.perf_counter() - started
     write_metrics(run_dir, config, result, extra)
-    best = max(result.history, key=lambda h: h.test_acc)
-    print(f"final test accuracy {result.final_test_acc:.2%} (best {best.test_acc:.2%} at epoch "
-          f"{best.epoch}), wall time {result.wall_time_s:.1f} s -> {run_dir}", file=stdout,
+    if stopper is not None and extra["early_stopping"]["restored_best"]:
+        # The model now holds the best epoch's weights: report the test accuracy of those.
+        summary = (f"final test accuracy {extra['test_metrics']['accuracy']:.2%} (the weights "
+                   f"of epoch {stopper.best_epoch}, restored by early stopping; the last "
+                   f"epoch's {result.final_test_acc:.2%})")
+    else:
+        best = max(result.history, key=lambda h: h.test_acc)
+        summary = (f"final test accuracy {result.final_test_acc:.2%} (best {best.test_acc:.2%} "
+                   f"at epoch {best.epoch})")
+    print(f"{summary}, wall time {result.wall_time_s:.1f} s -> {run_dir}", file=stdout,
           flush=True)
     return result
 

@@ -12,9 +12,10 @@ import sklearn.metrics as skm
 import deepnotes as dn
 from deepnotes import train as train_module
 from deepnotes.cli import main
+from deepnotes.data import Subset
 from deepnotes.metrics.report import predict_proba
 from deepnotes.models import get_model
-from deepnotes.train import EarlyStopping
+from deepnotes.train import EarlyStopping, validation_split
 
 QUICK = ["--epochs", "2", "--limit-batches", "2", "--batch-size", "32", "--quiet"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -56,18 +57,22 @@ def test_early_stopping_rule():
         EarlyStopping(0)
 
 
-class ScriptedTestLoss:
-    """Replaces ``train.evaluate``: the test loss follows a script (the real accuracy is kept);
-    ``interrupt_at`` raises KeyboardInterrupt at that call, like Ctrl-C during an epoch."""
+class ScriptedValLoss:
+    """Replaces ``train.evaluate``: the loss on the validation split (a Subset of the training
+    set; the test set is not one) follows a script, the real accuracy is kept, and the test set
+    is evaluated for real; ``interrupt_at`` raises KeyboardInterrupt at that validation call,
+    like Ctrl-C during an epoch."""
 
     def __init__(self, losses, interrupt_at=None):
         self.losses, self.calls, self.interrupt_at = losses, 0, interrupt_at
 
     def __call__(self, model, loader, loss_fn, *, limit_batches=None):
+        loss, acc = REAL_EVALUATE(model, loader, loss_fn, limit_batches=limit_batches)
+        if not isinstance(loader.dataset, Subset):
+            return loss, acc                               # the test set
         self.calls += 1
         if self.calls == self.interrupt_at:
             raise KeyboardInterrupt
-        _, acc = REAL_EVALUATE(model, loader, loss_fn, limit_batches=limit_batches)
         return self.losses[self.calls - 1], acc
 
 
@@ -76,19 +81,27 @@ RUN = ["--epochs", "8", "--limit-batches", "2", "--batch-size", "32", "--seed", 
 LOSSES = [1.0, 0.8, 0.6, 0.7, 0.65, 0.1, 0.1, 0.1]   # best at epoch 3, stop after epoch 5
 
 
-def test_early_stopping_stops_restores_the_best_weights_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setattr(train_module, "evaluate", ScriptedTestLoss(LOSSES))
+def test_early_stopping_stops_restores_the_best_weights_and_resumes(tmp_path, monkeypatch,
+                                                                    capsys):
+    monkeypatch.setattr(train_module, "evaluate", ScriptedValLoss(LOSSES))
     assert main(["train", "--out", str(tmp_path), "--name", "es", *RUN]) == 0
     run = tmp_path / "es"
     metrics = json.loads((run / "metrics.json").read_text())
+    # The summary reports the test accuracy of the restored weights, which the report measured.
+    assert (f"final test accuracy {metrics['test_metrics']['accuracy']:.2%} (the weights of "
+            f"epoch 3, restored by early stopping") in capsys.readouterr().out
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4, 5]
     assert metrics["early_stopping"] == {"patience": 2, "stopped": True, "best_epoch": 3,
-                                         "best_test_loss": 0.6, "restored_best": True}
+                                         "best_val_loss": 0.6, "restored_best": True}
+    # The validation split is 10 % of the 1,438 training digits, trained on by no epoch.
+    assert (metrics["train_samples"], metrics["val_samples"]) == (1294, 144)
+    assert [e["val_loss"] for e in metrics["epochs"]] == LOSSES[:5]
+    assert all(e["test_loss"] not in LOSSES for e in metrics["epochs"])   # measured, not scripted
     checkpoint = dn.load(run / "checkpoint.safetensors")
     assert checkpoint["epoch"] == 5 and checkpoint["early_stopping"]["stopped"]
 
     # The restored weights are those after epoch 3: a 3-epoch run (constant lr) ends there.
-    monkeypatch.setattr(train_module, "evaluate", ScriptedTestLoss(LOSSES))
+    monkeypatch.setattr(train_module, "evaluate", ScriptedValLoss(LOSSES))
     assert main(["train", "--out", str(tmp_path), "--name", "three", "--epochs", "3",
                  *RUN[2:]]) == 0
     three = dn.load(tmp_path / "three" / "checkpoint.safetensors")["model"]
@@ -97,7 +110,7 @@ def test_early_stopping_stops_restores_the_best_weights_and_resumes(tmp_path, mo
         np.testing.assert_array_equal(best[key].data, value.data)
 
     # Interrupted in epoch 4, then resumed: the same stop, the same best weights.
-    scripted = ScriptedTestLoss(LOSSES, interrupt_at=4)
+    scripted = ScriptedValLoss(LOSSES, interrupt_at=4)
     monkeypatch.setattr(train_module, "evaluate", scripted)
     assert main(["train", "--out", str(tmp_path), "--name", "cut", *RUN]) == 130
     assert dn.load(tmp_path / "cut" / "checkpoint.safetensors")["epoch"] == 3
@@ -171,8 +184,32 @@ def test_early_stopping_min_delta_from_the_cli(tmp_path, monkeypatch):
             "constant", "--early-stopping", "1", "--quiet"]
     for name, extra, epochs, best in [("plain", [], 4, 3),
                                       ("margin", ["--early-stopping-min-delta", "0.25"], 2, 1)]:
-        monkeypatch.setattr(train_module, "evaluate", ScriptedTestLoss(LOSSES))
+        monkeypatch.setattr(train_module, "evaluate", ScriptedValLoss(LOSSES))
         assert main(["train", "--out", str(tmp_path), "--name", name, *args, *extra]) == 0
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         assert len(metrics["epochs"]) == epochs
         assert metrics["early_stopping"]["best_epoch"] == best
+
+
+def test_validation_split_is_disjoint_seeded_and_leaves_the_global_stream_alone():
+    data = dn.data.TensorDataset(dn.arange(50))
+    state = dn.random.get_rng_state()
+    train, val = validation_split(data, 0.2, seed=7)
+    assert dn.random.get_rng_state() == state
+    assert (len(train), len(val)) == (40, 10)
+    assert sorted(train.indices + val.indices) == list(range(50))
+    again_train, again_val = validation_split(data, 0.2, seed=7)
+    assert again_val.indices == val.indices
+    assert validation_split(data, 0.2, seed=8)[1].indices != val.indices
+    assert [len(s) for s in validation_split(data, 0.001, seed=0)] == [49, 1]    # at least one
+    assert [len(s) for s in validation_split(data, 0.999, seed=0)] == [1, 49]    # one to train
+    with pytest.raises(ValueError, match="only 1 sample"):
+        validation_split(dn.data.TensorDataset(dn.arange(1)), 0.5, seed=0)
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.1", "nan", "x"])
+def test_val_fraction_must_be_a_fraction(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--early-stopping", "2", "--val-fraction", value])
+    assert exit_info.value.code == 2
+    assert "--val-fraction" in capsys.readouterr().err
