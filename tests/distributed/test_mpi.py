@@ -52,7 +52,8 @@ def test_no_sync_accumulates_locally_then_averages(reported):
 def test_model_parallel_linear_and_sharded_cross_entropy_equal_unsplit(reported):
     r = reported["model_parallel"]
     assert r["shard_shapes"] == [[2, 8], [6, 2]]   # column: rows of W; row: columns of W
-    for key in ("classifier", "reduction_sum", "reduction_none", "mlp_forward", "mlp_grad_x",
+    for key in ("classifier", "reduction_sum", "reduction_none", "options", "mlp_forward",
+                "mlp_grad_x",
                 "mlp_weights", "mlp_grads"):
         assert r[key] <= 1e-12, key
 

@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import deepnotes as dn
 import deepnotes.distributed as dist
@@ -159,3 +161,41 @@ def test_parallel_layers_at_world_one_equal_linear(world_of_one, rng):
     assert list(model.state_dict()) == ["module.weight", "module.bias"]
     with pytest.raises(ValueError, match="bucket_cap_mb must be a positive number"):
         DistributedDataParallel(ref, bucket_cap_mb=0)
+
+
+@settings(deadline=None, max_examples=40)
+@given(n=st.integers(1, 6), classes=st.integers(1, 6), use_weight=st.booleans(),
+       ignored=st.integers(0, 3), smoothing=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+       reduction=st.sampled_from(["mean", "sum", "none"]), seed=st.integers(0, 99))
+def test_sharded_cross_entropy_options_match_torch(n, classes, use_weight, ignored, smoothing,
+                                                   reduction, seed):
+    """weight, ignore_index and label_smoothing at world size one, against torch (loss, grad)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((n, classes))
+    target = rng.integers(0, classes, n)
+    target[rng.permutation(n)[:min(ignored, n - 1)]] = -1          # some ignored, one counted
+    weight = rng.uniform(0.2, 2.0, classes) if use_weight else None
+    dist.init_process_group("mpi")
+    try:
+        ours_x = dn.tensor(logits, requires_grad=True)
+        ours = sharded_cross_entropy(ours_x, dn.tensor(target), weight=weight, ignore_index=-1,
+                                     reduction=reduction, label_smoothing=smoothing)
+        ours.sum().backward()
+    finally:
+        dist.destroy_process_group()
+    torch_x = torch.tensor(logits, requires_grad=True)
+    theirs = torch.nn.functional.cross_entropy(
+        torch_x, torch.tensor(target), weight=None if weight is None else torch.tensor(weight),
+        ignore_index=-1, reduction=reduction, label_smoothing=smoothing)
+    theirs.sum().backward()
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours_x.grad.data, torch_x.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_sharded_cross_entropy_option_errors(world_of_one):
+    logits = dn.zeros(2, 3, dtype=dn.float64)
+    with pytest.raises(ValueError, match=r"weight must hold one value per class, shape \(3,\)"):
+        sharded_cross_entropy(logits, dn.tensor([0, 1]), weight=np.ones(4))
+    with pytest.raises(ValueError, match="label_smoothing must be between 0.0 and 1.0"):
+        sharded_cross_entropy(logits, dn.tensor([0, 1]), label_smoothing=1.5)
+    assert sharded_cross_entropy(logits, dn.tensor([-100, 2]), reduction="none").data[0] == 0

@@ -201,6 +201,24 @@ def case_model_parallel() -> None:
         ours = sharded_cross_entropy(head(dn.tensor(x_np)), dn.tensor(y_np), reduction=reduction)
         theirs = F.cross_entropy(ref_head(dn.tensor(x_np)), dn.tensor(y_np), reduction=reduction)
         results[f"reduction_{reduction}"] = max_diff([ours.data], [theirs.data])
+    # class weights, an ignored target and label smoothing, each rank holding 6 / world classes
+    weight = np.linspace(0.5, 2.0, 6)
+    y_ignored = y_np.copy()
+    y_ignored[0] = -100
+    x, x_ref = dn.tensor(x_np, requires_grad=True), dn.tensor(x_np, requires_grad=True)
+    options = dict(ignore_index=-100, label_smoothing=0.2)
+    loss = sharded_cross_entropy(head(x), dn.tensor(y_ignored), weight=weight, **options)
+    ref_loss = F.cross_entropy(ref_head(x_ref), dn.tensor(y_ignored), weight=dn.tensor(weight),
+                               **options)
+    head.zero_grad()
+    ref_head.zero_grad()
+    loss.backward()
+    ref_loss.backward()
+    results["options"] = max(
+        abs(loss.item() - ref_loss.item()),
+        max_diff([x.grad.data, head.weight.grad.data, head.bias.grad.data],
+                 [x_ref.grad.data, ref_head.weight.grad.data[rows],
+                  ref_head.bias.grad.data[rows]]))
 
     # (b) Megatron MLP: column (no gather) -> tanh -> row (parallel input) -> row (full input)
     #     -> column (gathered) -> cross_entropy

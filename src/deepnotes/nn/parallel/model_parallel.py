@@ -35,7 +35,13 @@ ever gathering the (N, C) logits: for sample i with target t_i and logits z_i sp
     loss_i = log S_i + M_i - T_i
     backward: dloss_i/dz_r,ic = exp(z_r,ic - M_i) / S_i - [class c of rank r == t_i]   (local)
 
-Each rank sends O(N) numbers instead of O(N C / p) for a gather.
+Each rank sends O(N) numbers instead of O(N C / p) for a gather. PyTorch's options fit in the same
+all-reduce: with class weights w (replicated, each rank uses its slice), label smoothing e and
+ignore_index, with lse_i = log S_i + M_i and W = sum_c w_c,
+    loss_i = [t_i != ignore] ((1 - e) w_t (lse_i - T_i) + e/C (W lse_i - Z_i)),
+    Z_i = sum_c w_c z_ic                                        (one more all-reduce SUM entry)
+    dloss_i/dz_ic = [t_i != ignore] ((1 - e) w_t (p_ic - [c == t_i]) + e/C (W p_ic - w_c))
+and 'mean' divides the sum by sum_i [t_i != ignore] w_t (PyTorch's weighted mean).
 """
 
 from __future__ import annotations
@@ -149,48 +155,77 @@ class ShardedCrossEntropyFn(Function):
     """Per-sample softmax cross-entropy of class-sharded logits (see the module docstring).
 
     logits_shard (N, C/p) holding classes [r C/p, (r+1) C/p), target (N,) global class ids
-    -> loss (N,).
+    -> loss (N,) (0 where the target is ``ignore_index``).
     """
 
-    def __init__(self, class_start: int):
-        self.class_start = class_start
+    def __init__(self, class_start: int, classes: int, weight: np.ndarray | None = None,
+                 ignore_index: int = -100, label_smoothing: float = 0.0):
+        self.class_start, self.classes = class_start, classes
+        self.weight, self.ignore_index, self.smoothing = weight, ignore_index, label_smoothing
 
     def forward(self, logits, target):
         n, k = logits.shape
+        valid = target != self.ignore_index                            # (N,)
+        weight_target = (np.ones(n, logits.dtype) if self.weight is None
+                         else self.weight[np.where(valid, target, 0)].astype(logits.dtype))
+        weight_target *= valid                                         # (N,) w_t, 0 if ignored
         local_max = logits.max(axis=1) if k else np.full(n, -np.inf, logits.dtype)  # (N,)
         global_max = _all_reduce(local_max, dist.ReduceOp.MAX)
         exp = np.exp(logits - global_max[:, None])                     # (N, C/p)
         local = target - self.class_start                              # (N,) index in shard
-        mine = (local >= 0) & (local < k)                              # (N,) owned here
+        mine = valid & (local >= 0) & (local < k)                      # (N,) owned here
         picked = np.zeros(n, dtype=logits.dtype)
         rows = np.nonzero(mine)[0]
         picked[rows] = logits[rows, local[rows]]
-        sums = _all_reduce(np.concatenate([exp.sum(axis=1), picked]))  # (2N,) [S, T]
-        sum_exp, target_logit = sums[:n], sums[n:]
+        shard_weight = (None if self.weight is None else
+                        self.weight[self.class_start:self.class_start + k].astype(logits.dtype))
+        parts = [exp.sum(axis=1), picked]
+        if self.smoothing:
+            parts.append(logits.sum(axis=1) if shard_weight is None else logits @ shard_weight)
+        sums = _all_reduce(np.concatenate(parts))                      # (2N or 3N,) [S, T, Z]
+        sum_exp, target_logit = sums[:n], sums[n:2 * n]
+        log_sum = np.log(sum_exp) + global_max                         # (N,) logsumexp
+        loss = (1 - self.smoothing) * weight_target * (log_sum - target_logit)
+        total_weight = self.classes if self.weight is None else float(self.weight.sum())
+        if self.smoothing:
+            smooth = total_weight * log_sum - sums[2 * n:]
+            loss += self.smoothing / self.classes * np.where(valid, smooth, 0)
         self.save_for_backward(exp / sum_exp[:, None])                 # (N, C/p) softmax shard
         self.rows, self.cols = rows, local[rows]
-        return np.log(sum_exp) + global_max - target_logit
+        self.valid, self.weight_target, self.shard_weight = valid, weight_target, shard_weight
+        self.total_weight = total_weight
+        return loss
 
     def backward(self, grad_loss):
         (softmax,) = self.saved
-        grad = softmax.copy()                                          # (N, C/p)
-        grad[self.rows, self.cols] -= 1
+        e = self.smoothing
+        grad = softmax * ((1 - e) * self.weight_target)[:, None]      # (N, C/p)
+        grad[self.rows, self.cols] -= (1 - e) * self.weight_target[self.rows]
+        if e:
+            scale = e / self.classes * self.valid                      # (N,)
+            grad += scale[:, None] * (self.total_weight * softmax)
+            grad -= scale[:, None] * (1 if self.shard_weight is None else self.shard_weight)
         return grad * grad_loss[:, None], None
 
 
-def sharded_cross_entropy(logits_shard: Tensor, target: Tensor, reduction: str = "mean"
-                          ) -> Tensor:
+def sharded_cross_entropy(logits_shard: Tensor, target: Tensor, weight: Any = None,
+                          ignore_index: int = -100, reduction: str = "mean",
+                          label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy over classes split across ranks, without gathering the logits.
 
     Args:
         logits_shard: (N, C/p), this rank's block of classes (e.g. the output of
             ``ColumnParallelLinear(..., gather_output=False)``): rank r holds classes
             [r C/p, (r+1) C/p).
-        target: (N,) integer class ids in [0, C), the same on every rank.
+        target: (N,) integer class ids in [0, C) or ``ignore_index``, the same on every rank.
+        weight: optional (C,) class weights, the whole vector, the same on every rank.
+        ignore_index: targets equal to it add nothing to the loss, its mean or the gradient.
         reduction: 'mean' | 'sum' | 'none'.
+        label_smoothing: e in [0, 1]: the target distribution is (1 - e) one-hot + e / C.
 
     Returns:
-        The loss, equal on every rank to ``F.cross_entropy(full_logits, target, reduction)``.
+        The loss, equal on every rank to ``F.cross_entropy(full_logits, target, weight,
+        ignore_index=..., reduction=..., label_smoothing=...)``.
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
@@ -203,17 +238,33 @@ def sharded_cross_entropy(logits_shard: Tensor, target: Tensor, reduction: str =
         raise ValueError(f"sharded_cross_entropy: target must be integer class ids of shape "
                          f"({logits_shard.shape[0]},), got dtype {target_array.dtype} and shape "
                          f"{tuple(target_array.shape)}")
+    if not (isinstance(label_smoothing, int | float) and 0.0 <= label_smoothing <= 1.0):
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     rank, size = _world()
     k = logits_shard.shape[1]
     classes = k * size
-    if target_array.size and (target_array.min() < 0 or target_array.max() >= classes):
-        bad = target_array[(target_array < 0) | (target_array >= classes)][0]
+    weight_array = None
+    if weight is not None:
+        weight_array = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        if weight_array.shape != (classes,):
+            raise ValueError(f"sharded_cross_entropy: weight must hold one value per class, "
+                             f"shape ({classes},), got {tuple(weight_array.shape)}")
+    counted = target_array[target_array != ignore_index]
+    if counted.size and (counted.min() < 0 or counted.max() >= classes):
+        bad = counted[(counted < 0) | (counted >= classes)][0]
         raise IndexError(f"Target {bad} is out of bounds (the {size} shards hold {classes} "
                          f"classes).")
-    losses = ShardedCrossEntropyFn(rank * k)(logits_shard, target_array.astype(np.int64))
+    losses = ShardedCrossEntropyFn(rank * k, classes, weight_array, ignore_index,
+                                   float(label_smoothing))(logits_shard,
+                                                           target_array.astype(np.int64))
     if reduction == "none":
         return losses
-    return losses.sum() if reduction == "sum" else losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    # PyTorch's mean: over the counted samples, each weighted by its class weight.
+    denominator = (counted.size if weight_array is None
+                   else float(weight_array[counted].sum()))
+    return losses.sum() / denominator
 
 
 def _split(total: int, name: str, layer: str) -> int:
