@@ -68,3 +68,51 @@ def test_detect_eval_foreign_checkpoint(tmp_path, capsys):
             tmp_path / "checkpoint.safetensors")                             # other weights
     assert main(["detect", "eval", str(tmp_path)]) == 1
     assert "do not fit faster_rcnn_small(backbone='small')" in capsys.readouterr().err
+
+
+def test_detect_train_resume_equals_an_uninterrupted_run(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in iteration 4 of 5 (checkpoint after 2), then --resume: the same final weights,
+    optimizer moments and loss log, bit for bit, as a run that was never interrupted."""
+    import numpy as np
+
+    import deepnotes as dn
+    from deepnotes.models.detection import engine
+
+    args = ["detect", "train", "--iters", "5", "--batch-size", "2", "--train-size", "5",
+            "--test-size", "2", "--ckpt-every", "2", "--out", str(tmp_path), "--quiet"]
+    real_batch = engine._batch
+    calls = {"n": 0}
+
+    def interrupting_batch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_batch(*a, **k)
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert main([*args, "--name", "whole"]) == 0
+        monkeypatch.setattr(engine, "_batch", interrupting_batch)
+        assert main([*args, "--name", "cut"]) == 130
+        assert dn.load(tmp_path / "cut" / "checkpoint.safetensors")["iteration"] == 2
+        monkeypatch.setattr(engine, "_batch", real_batch)
+        assert main(["detect", "train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    whole = dn.load(tmp_path / "whole" / "checkpoint.safetensors")
+    resumed = dn.load(tmp_path / "cut" / "checkpoint.safetensors")
+    assert resumed["iteration"] == whole["iteration"] == 5
+    for key, value in whole["model"].items():
+        np.testing.assert_array_equal(resumed["model"][key].data, value.data)
+    for a, b in zip(whole["optimizer"]["state"].values(), resumed["optimizer"]["state"].values()):
+        for name in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]))
+    assert resumed["history"] == whole["history"] and resumed["running"] == whole["running"]
+
+
+def test_detect_train_resume_errors(tmp_path, capsys):
+    assert main(["detect", "train", "--resume", str(tmp_path / "none")]) == 2
+    assert "has no checkpoint.safetensors" in capsys.readouterr().err
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", "train", "--resume", str(tmp_path), "--iters", "9", "--ohem"])
+    assert exit_info.value.code == 2
+    assert "cannot be combined with --iters, --ohem" in capsys.readouterr().err

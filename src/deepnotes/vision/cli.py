@@ -20,8 +20,9 @@ RoI Align head (deepnotes.models.detection)."""
 TRAIN_DESCRIPTION = """\
 Train faster_rcnn_small on shapes (train split: seed 0) and evaluate it on the
 test split (seed 1). Writes into OUT/NAME/:
-  checkpoint.safetensors  model + optimizer + iteration + config (every
-                          --ckpt-every iterations and at the end; atomic)
+  checkpoint.safetensors  model + optimizer + iteration + config + random state
+                          and batch order (every --ckpt-every iterations and
+                          at the end; atomic); --resume continues from it
   metrics.json            losses every 50 iterations, mAPs, training time
   predictions.png         test images with predicted boxes"""
 
@@ -29,7 +30,8 @@ TRAIN_EPILOG = """\
 examples:
   deepnotes detect train                        # about 5 min of CPU; 12 min on a busy machine
   deepnotes detect train --iters 200 --name quick
-  deepnotes detect train --ohem --time-limit 15"""
+  deepnotes detect train --ohem --time-limit 15
+  deepnotes detect train --resume runs/detect/shapes   # after Ctrl-C or a crash"""
 
 EVAL_DESCRIPTION = """\
 Evaluate the checkpoint of a run on the shapes test split: prints mAP@0.5 (PASCAL
@@ -76,7 +78,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--out", default="runs/detect", help="parent of the run directories")
     t.add_argument("--name", default="shapes", help="run directory name")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.set_defaults(func=_run_train)
+    t.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR after the iteration of its checkpoint, "
+                        "with the settings stored there (only --threads and --quiet may be "
+                        "given with it); without --time-limit the result equals an "
+                        "uninterrupted run")
+    t.set_defaults(func=_run_train, train_parser=t)
 
     e = sub.add_parser("eval", help="mAP of a run's checkpoint and a PNG of its predictions",
                        description=EVAL_DESCRIPTION, formatter_class=_Formatter)
@@ -92,7 +99,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from ..models.detection.engine import DetectConfig, train_detector
+    from ..io import CheckpointError
+    from ..models.detection.engine import DetectConfig, resume_detector, train_detector
+
+    if args.resume is not None:
+        parser = args.train_parser
+        defaults = vars(parser.parse_args([]))            # every option of detect train
+        clashing = [f"--{name.replace('_', '-')}" for name, default in defaults.items()
+                    if name not in ("resume", "threads", "quiet", "func", "train_parser")
+                    and getattr(args, name) != default]
+        if clashing:
+            parser.error(f"argument --resume: cannot be combined with {', '.join(clashing)} (a "
+                         f"resumed run keeps the settings stored in its checkpoint; only "
+                         f"--threads and --quiet may be given)")
+        try:
+            resume_detector(args.resume, threads=args.threads, quiet=args.quiet or None)
+        except CheckpointError as err:
+            print(f"deepnotes detect train: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("\ninterrupted; the last checkpoint is kept", file=sys.stderr)
+            return 130
+        return 0
 
     name = args.name
     if not name or "/" in name or name in (".", ".."):

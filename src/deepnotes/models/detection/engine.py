@@ -30,7 +30,7 @@ import numpy as np
 
 from ...autograd import no_grad
 from ...io import CheckpointError, load, save
-from ...random import default_generator, manual_seed
+from ...random import default_generator, get_rng_state, manual_seed, set_rng_state
 from ...tensor import Tensor
 from ...threads import set_num_threads
 from .faster_rcnn import FasterRCNN, faster_rcnn_small
@@ -156,8 +156,16 @@ def _lr_at(config: DetectConfig, it: int, elapsed: float = 0.0) -> float:
 
 
 def train_detector(config: DetectConfig, stdout: TextIO | None = None,
-                   stderr: TextIO | None = None) -> dict[str, Any]:
-    """Train, checkpoint, evaluate; returns the metrics dict also written to metrics.json."""
+                   stderr: TextIO | None = None, *, resume_from: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """Train, checkpoint, evaluate; returns the metrics dict also written to metrics.json.
+
+    ``resume_from`` is a checkpoint written by this function (:func:`resume_detector` loads
+    it): training continues after its iteration with the stored weights, optimizer moments,
+    random generator, batch order and loss log, so that without ``time_limit`` the weights end
+    bit-identical to those of an uninterrupted run. (With ``time_limit`` the learning rate also
+    follows the elapsed time, which the checkpoint carries over but which no two runs share.)
+    """
     from tqdm import tqdm
 
     from ... import optim
@@ -177,13 +185,30 @@ def train_detector(config: DetectConfig, stdout: TextIO | None = None,
     history: list[dict[str, Any]] = []
     started = time.perf_counter()
     order = rng.permutation(len(train_set))
-    cursor = 0
-    it = 0
+    cursor = first = 0
     running: dict[str, float] = {}
-    bar = tqdm(total=config.iters, desc="detect train", unit="it", file=stderr,
+    if resume_from is not None:
+        model.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        set_rng_state(resume_from["rng_state"])
+        order, cursor = np.asarray(resume_from["order"]), int(resume_from["cursor"])
+        history, running = list(resume_from["history"]), dict(resume_from["running"])
+        first = int(resume_from["iteration"])
+        started -= float(resume_from["elapsed_s"])   # the time budget counts the earlier part
+    it = first - 1
+    bar = tqdm(total=config.iters, initial=first, desc="detect train", unit="it", file=stderr,
                disable=config.quiet)
     model.train()
-    for it in range(config.iters):
+
+    def checkpoint(iteration: int) -> None:
+        save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+              "iteration": iteration, "config": json.dumps(asdict(config)),
+              "rng_state": get_rng_state(), "order": order, "cursor": cursor,
+              "history": history, "running": running,
+              "elapsed_s": time.perf_counter() - started},
+             run_dir / "checkpoint.safetensors")
+
+    for it in range(first, config.iters):
         if cursor + config.batch_size > len(order):
             order, cursor = rng.permutation(len(train_set)), 0
         idx = order[cursor:cursor + config.batch_size]
@@ -209,12 +234,12 @@ def train_detector(config: DetectConfig, stdout: TextIO | None = None,
             history.append(entry)
             running = {}
         if (it + 1) % config.ckpt_every == 0:
-            _checkpoint(run_dir, model, optimizer, it + 1, config)
+            checkpoint(it + 1)
         if config.time_limit is not None and time.perf_counter() - started > 60 * config.time_limit:
             break
     bar.close()
     train_time = time.perf_counter() - started
-    _checkpoint(run_dir, model, optimizer, it + 1, config)
+    checkpoint(it + 1)
     scores, preds = evaluate(model, test_set)
     draw_grid(test_set, preds, run_dir / "predictions.png")
     metrics = {"config": asdict(config), "iterations": it + 1, "train_time_s": round(train_time, 1),
@@ -226,11 +251,35 @@ def train_detector(config: DetectConfig, stdout: TextIO | None = None,
     return metrics
 
 
-def _checkpoint(run_dir: Path, model: FasterRCNN, optimizer: Any, iteration: int,
-                config: DetectConfig) -> None:
-    save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-          "iteration": iteration, "config": json.dumps(asdict(config))},
-         run_dir / "checkpoint.safetensors")
+def resume_detector(run_dir: str | Path, stdout: TextIO | None = None,
+                    stderr: TextIO | None = None, *, threads: int | None = None,
+                    quiet: bool | None = None) -> dict[str, Any]:
+    """``deepnotes detect train --resume RUN_DIR``: continue the run in ``run_dir`` after the
+    iteration of its checkpoint, with the settings stored there (``threads`` and ``quiet`` may
+    be overridden), then evaluate as :func:`train_detector` does.
+
+    Raises:
+        CheckpointError: no checkpoint there, or one without what a resume needs (written by
+            an older deepnotes, or not by ``deepnotes detect train``).
+    """
+    path = Path(run_dir) / "checkpoint.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"cannot resume: '{run_dir}' has no checkpoint.safetensors")
+    state = load(path)
+    needed = ("model", "optimizer", "iteration", "config", "rng_state", "order", "cursor",
+              "history", "running", "elapsed_s")
+    missing = [key for key in needed if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f"cannot resume from '{path}': it lacks {', '.join(missing)} "
+                              f"(written by an older deepnotes, or not by deepnotes detect train)")
+    config = DetectConfig(**json.loads(state["config"]))
+    # The run lives where it was found now, whatever out/name it was started with.
+    config.out, config.name = str(Path(run_dir).parent), Path(run_dir).name
+    if threads is not None:
+        config.threads = threads
+    if quiet is not None:
+        config.quiet = quiet
+    return train_detector(config, stdout, stderr, resume_from=state)
 
 
 def load_run(run_dir: str | Path) -> tuple[FasterRCNN, DetectConfig, int]:
