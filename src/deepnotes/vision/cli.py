@@ -99,6 +99,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from ..io import CheckpointError
     from ..models.detection.engine import DetectConfig, resume_detector, train_detector
 
@@ -112,28 +114,26 @@ def _run_train(args: argparse.Namespace) -> int:
             parser.error(f"argument --resume: cannot be combined with {', '.join(clashing)} (a "
                          f"resumed run keeps the settings stored in its checkpoint; only "
                          f"--threads and --quiet may be given)")
-        try:
-            resume_detector(args.resume, threads=args.threads, quiet=args.quiet or None)
-        except CheckpointError as err:
-            print(f"deepnotes detect train: error: {err}", file=sys.stderr)
+        run = partial(resume_detector, args.resume, threads=args.threads,
+                      quiet=args.quiet or None)
+    else:
+        name = args.name
+        if not name or "/" in name or name in (".", ".."):
+            print(f"deepnotes detect train: error: --name should be a plain directory name, "
+                  f"got '{name}'", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            print("\ninterrupted; the last checkpoint is kept", file=sys.stderr)
-            return 130
-        return 0
-
-    name = args.name
-    if not name or "/" in name or name in (".", ".."):
-        print(f"deepnotes detect train: error: --name should be a plain directory name, got "
-              f"'{name}'", file=sys.stderr)
-        return 2
-    config = DetectConfig(iters=args.iters, batch_size=args.batch_size, lr=args.lr,
-                          ohem=args.ohem, backbone=args.backbone, train_size=args.train_size,
-                          test_size=args.test_size,
-                          seed=args.seed, threads=args.threads, time_limit=args.time_limit,
-                          ckpt_every=args.ckpt_every, out=args.out, name=name, quiet=args.quiet)
+        config = DetectConfig(iters=args.iters, batch_size=args.batch_size, lr=args.lr,
+                              ohem=args.ohem, backbone=args.backbone,
+                              train_size=args.train_size, test_size=args.test_size,
+                              seed=args.seed, threads=args.threads, time_limit=args.time_limit,
+                              ckpt_every=args.ckpt_every, out=args.out, name=name,
+                              quiet=args.quiet)
+        run = partial(train_detector, config)
     try:
-        train_detector(config)
+        run()
+    except CheckpointError as err:                      # --resume: no usable checkpoint
+        print(f"deepnotes detect train: error: {err}", file=sys.stderr)
+        return 2
     except FloatingPointError as err:
         print(f"deepnotes detect train: error: {err}", file=sys.stderr)
         return 1
