@@ -170,3 +170,31 @@ def test_shapes_dataset_is_deterministic_and_exact():
         assert patch.reshape(3, -1).std(axis=1).max() < 0.1
     with pytest.raises(ValueError, match="min_size <= max_size"):
         shapes(2, min_size=30, max_size=20)
+
+
+@pytest.mark.parametrize("nms_thresh", [0.7, None])
+def test_ohem_head_removes_near_duplicate_rois_before_choosing(nms_thresh, monkeypatch):
+    """With OHEM the head hands each image's RoIs and losses to ohem_sample, which runs NMS at
+    0.7 first (the paper's rule); ohem_nms_thresh=None chooses by loss alone."""
+    from deepnotes.models.detection import roi_heads
+
+    calls = []
+    real = roi_heads.ohem_sample
+
+    def recording(losses, k, **kwargs):
+        calls.append((len(losses), kwargs))
+        return real(losses, k, **kwargs)
+
+    monkeypatch.setattr(roi_heads, "ohem_sample", recording)
+    dn.manual_seed(0)
+    model = faster_rcnn_small(ohem=True)
+    model.roi_heads.ohem_nms_thresh = nms_thresh
+    images, targets = _batch(shapes(2, seed=5), range(2))
+    model.train()
+    model(images, targets)
+    assert len(calls) == 2                                   # one call per image
+    for n, kwargs in calls:
+        if nms_thresh is None:
+            assert kwargs == {}
+        else:
+            assert kwargs["iou_threshold"] == 0.7 and kwargs["boxes"].shape == (n, 4)

@@ -119,3 +119,29 @@ def test_ohem_sample_picks_hardest():
     assert ops.ohem_sample(np.zeros(0), 2).tolist() == []
     with pytest.raises(ValueError, match="k should be an int >= 0"):
         ops.ohem_sample(losses, -1)
+
+
+def test_ohem_sample_removes_near_duplicates_first():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 9], [20, 20, 30, 30], [1, 0, 11, 10]], float)
+    losses = np.array([3.0, 2.9, 1.0, 2.0])        # 1 and 3 overlap 0 by IoU 0.9 and 0.82
+    assert ops.ohem_sample(losses, 2).tolist() == [0, 1]                   # duplicates win
+    assert ops.ohem_sample(losses, 2, boxes=boxes).tolist() == [0, 2]      # one per region
+    assert ops.ohem_sample(losses, 9, boxes=boxes, iou_threshold=0.85).tolist() == [0, 3, 2]
+    with pytest.raises(ValueError, match=r"boxes should be \(4, 4\)"):
+        ops.ohem_sample(losses, 2, boxes=boxes[:3])
+
+
+@given(n=st.integers(0, 30), k=st.integers(0, 40), threshold=st.sampled_from([0.3, 0.5, 0.7]),
+       seed=st.integers(0, 99))
+def test_ohem_sample_with_boxes_is_greedy_nms_then_top_k(n, k, threshold, seed):
+    """Against the loop reference of greedy NMS (torchvision's compiled nms is not available
+    beside this torch build; ops.nms itself is checked against the reference in test_boxes)."""
+    from deepnotes.vision.ops.reference import nms_reference
+
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 40, (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(2, 20, (n, 2))], axis=1)
+    losses = rng.permutation(n).astype(float) + rng.uniform(0, 0.5, n)    # distinct
+    expected = list(nms_reference(boxes, losses, threshold))[:k]
+    assert ops.ohem_sample(losses, k, boxes=boxes, iou_threshold=threshold).tolist() == \
+        [int(i) for i in expected]

@@ -6,8 +6,8 @@ Training: the ground-truth boxes join the proposals; each proposal is matched to
 proposals, at most 25% foreground, is sampled. With ``ohem`` (Online Hard Example Mining,
 Shrivastava et al. 2016; notes 003 "OHEM") the head instead runs on all proposals, and only the
 ``batch_size_per_image`` of each image with the highest current loss (classification + box)
-enter the loss: easy background stops diluting the gradient. (The paper also removes
-near-duplicate RoIs by NMS before choosing; not done here.)
+enter the loss: easy background stops diluting the gradient. As in the paper, near-duplicate RoIs
+are removed first, by NMS on the losses at IoU ``ohem_nms_thresh`` (0.7).
 Features: MultiScaleRoIAlign (7x7) -> two fully connected layers -> class logits (K+1) and
 class-specific deltas (4 (K+1)), coded with weights (10, 10, 5, 5).
 Loss: cross-entropy on the classes + smooth L1 (beta 1/9) on the deltas of the true class of the
@@ -87,7 +87,8 @@ class RoIHeads(nn.Module):
                  positive_fraction: float = 0.25,
                  bbox_reg_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0),
                  score_thresh: float = 0.05, nms_thresh: float = 0.5,
-                 detections_per_img: int = 100, ohem: bool = False) -> None:
+                 detections_per_img: int = 100, ohem: bool = False,
+                 ohem_nms_thresh: float | None = 0.7) -> None:
         super().__init__()
         self.box_roi_pool = box_roi_pool
         self.box_head = box_head
@@ -100,7 +101,7 @@ class RoIHeads(nn.Module):
         self.score_thresh = score_thresh
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
-        self.ohem = ohem
+        self.ohem, self.ohem_nms_thresh = ohem, ohem_nms_thresh
 
     def select_training_samples(self, proposals: list[Tensor], targets: list[dict[str, Tensor]]
                                 ) -> tuple[list[Tensor], np.ndarray, np.ndarray]:
@@ -179,8 +180,10 @@ class RoIHeads(nn.Module):
             hard, start = [], 0
             for props in proposals:                     # the k hardest RoIs of each image
                 r = len(props)
+                dedup = {} if self.ohem_nms_thresh is None else {
+                    "boxes": props, "iou_threshold": self.ohem_nms_thresh}
                 hard.append(start + ohem_sample(per_roi[start:start + r],
-                                                self.batch_size_per_image).data)
+                                                self.batch_size_per_image, **dedup).data)
                 start += r
             hard = np.concatenate(hard)
             n = max(len(hard), 1)

@@ -198,9 +198,13 @@ class BalancedPositiveNegativeSampler:
         return pos_masks, neg_masks
 
 
-def ohem_sample(losses: Any, k: int) -> Tensor:
+def ohem_sample(losses: Any, k: int, boxes: Any = None, iou_threshold: float = 0.7) -> Tensor:
     """Online hard example mining: indices of the ``k`` largest per-RoI losses, hardest first
     (equal losses: lower index first). ``k`` larger than the number of RoIs takes them all.
+    With ``boxes`` (the RoIs, (R, 4) x1y1x2y2), near-duplicates are removed first, as in the
+    paper (Shrivastava et al. 2016, NMS at IoU 0.7): NMS with the losses as scores, so that of
+    RoIs overlapping by more than ``iou_threshold`` only the hardest can be chosen; otherwise
+    overlapping RoIs with nearly the same loss would fill the batch with one hard region.
     The losses are only read (no gradient flows through the choice)."""
     values = losses.data if isinstance(losses, Tensor) else np.asarray(losses)
     if values.ndim != 1:
@@ -208,8 +212,17 @@ def ohem_sample(losses: Any, k: int) -> Tensor:
                          f"{values.shape}")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
         raise ValueError(f"ohem_sample(): k should be an int >= 0, got {k!r}")
-    order = np.argsort(-values, kind="stable")
-    return Tensor._wrap(order[:k].astype(np.int64))
+    if boxes is None:
+        order = np.argsort(-values, kind="stable")
+    else:
+        from .boxes import nms
+
+        box_array = boxes.data if isinstance(boxes, Tensor) else np.asarray(boxes)
+        if box_array.shape != (len(values), 4):
+            raise ValueError(f"ohem_sample(): boxes should be ({len(values)}, 4), one per loss, "
+                             f"got shape {box_array.shape}")
+        order = nms(Tensor._wrap(box_array), Tensor._wrap(values), iou_threshold).data
+    return Tensor._wrap(np.asarray(order[:k], dtype=np.int64))
 
 
 class AnchorGenerator(Module):
