@@ -746,17 +746,17 @@ def _train(config: TrainConfig, stdout: TextIO, stderr: TextIO, *,
         if run is not None:  # each rank saw its shards: the numbers of the whole sets
             train_loss, train_acc, test_loss, test_acc = run.reduce_metrics(
                 train_loss, train_acc, test_loss, test_acc)
-        bad = _first_nonfinite(model)
-        if bad is not None or not math.isfinite(test_loss):
-            where = f"'{bad}' holds nan/inf" if bad else f"the test loss is {test_loss}"
-            raise diverged(f"after epoch {epoch} (optimizer step {step}) {where}")
         val_loss = val_acc = None
         if stopper is not None:  # every rank evaluates the whole (small) validation split
             val_loss, val_acc = evaluate(model, val_loader, loss_fn,
                                          limit_batches=config.limit_batches)
-            if not math.isfinite(val_loss):
-                raise diverged(f"after epoch {epoch} (optimizer step {step}) the validation "
-                               f"loss is {val_loss}")
+        bad = _first_nonfinite(model)
+        broken = next((f"the {name} loss is {value}" for name, value in
+                       (("test", test_loss), ("validation", val_loss))
+                       if value is not None and not math.isfinite(value)), None)
+        if bad is not None or broken is not None:
+            where = f"'{bad}' holds nan/inf" if bad else broken
+            raise diverged(f"after epoch {epoch} (optimizer step {step}) {where}")
         done = epoch
         record = EpochResult(epoch, train_loss, train_acc, test_loss, test_acc, lr,
                              round(time.perf_counter() - epoch_start, 3), val_loss, val_acc)

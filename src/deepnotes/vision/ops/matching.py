@@ -34,6 +34,7 @@ from ...ops import shape as _shape
 from ...ops._util import check_tensor
 from ...random import default_generator
 from ...tensor import Tensor
+from .boxes import nms
 
 
 class BoxCoder:
@@ -215,8 +216,6 @@ def ohem_sample(losses: Any, k: int, boxes: Any = None, iou_threshold: float = 0
     if boxes is None:
         order = np.argsort(-values, kind="stable")
     else:
-        from .boxes import nms
-
         box_array = boxes.data if isinstance(boxes, Tensor) else np.asarray(boxes)
         if box_array.shape != (len(values), 4):
             raise ValueError(f"ohem_sample(): boxes should be ({len(values)}, 4), one per loss, "
